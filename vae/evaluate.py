@@ -1,0 +1,61 @@
+"""Evaluate a checkpoint on the test split of the data it was trained on (`python -m vae eval`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .data import BUILTIN_DATASETS, DataError, Dataset, load_dataset, load_user_data
+from .metrics import active_units, bits_per_dim, evaluate_elbo, iw_log_likelihood_mean, kl_per_dim, posterior_stats
+from .train import TrainConfig, resolve_device, test_inputs
+
+
+def checkpoint_dataset(checkpoint: Checkpoint, data_dir=None) -> Dataset:
+    """The data set a checkpoint names: a built-in set, or the user file it came from if still present."""
+    info = checkpoint.dataset or {}
+    name = info.get("name")
+    if not name:
+        raise DataError(f"{checkpoint.label} does not record which data set it was trained on.")
+    if name in BUILTIN_DATASETS:
+        data = load_dataset(name, data_dir=data_dir)
+    else:
+        source = Path(info.get("source") or "")
+        if not source.exists():
+            raise DataError(f"{checkpoint.label} was trained on the user file {name}, which is not on this machine.")
+        data = load_user_data(source, display_name=name)
+    if tuple(data.image_shape) != tuple(checkpoint.model_config.image_shape):
+        raise DataError(f"{data.name} has {data.image_shape} images here but {checkpoint.label} expects "
+                        f"{tuple(checkpoint.model_config.image_shape)}.")
+    return data
+
+
+def evaluate_checkpoint(path, *, iw_samples: int | None = None, max_points: int | None = None,
+                        data_dir=None, device: str = "cpu", threads: int | None = None) -> dict:
+    """test_elbo, iw_log_likelihood (when K is given), active_units and kl_per_dim, in nats per example."""
+    if threads:
+        torch.set_num_threads(threads)
+    checkpoint = load_checkpoint(path)
+    data = checkpoint_dataset(checkpoint, data_dir)
+    config = TrainConfig.from_dict({**checkpoint.train_config, "epochs": 1})
+    model = checkpoint.model.to(resolve_device(device))
+    x = test_inputs(data, config, next(model.parameters()).device)
+    if max_points is not None:
+        if max_points < 1:
+            raise DataError(f"--max-points must be at least 1, got {max_points}.")
+        x = x[:max_points]
+    elbo = evaluate_elbo(model, x, estimator="B")
+    mu, logvar = posterior_stats(model, x)
+    report = {"checkpoint": str(checkpoint.path), "dataset": data.name, "n_points": int(x.shape[0]),
+              "test_elbo": round(elbo["elbo"], 3), "test_recon": round(elbo["recon"], 3),
+              "test_kl": round(elbo["kl"], 3),
+              "bits_per_dim": round(bits_per_dim(elbo["elbo"], checkpoint.model_config.n_pixels), 4),
+              "active_units": active_units(mu),
+              "kl_per_dim": [round(float(v), 4) for v in kl_per_dim(mu, logvar)],
+              "n_parameters": model.n_parameters()}
+    if iw_samples is not None:
+        if iw_samples < 1:
+            raise DataError(f"--iw-samples must be at least 1, got {iw_samples}.")
+        report["iw_log_likelihood"] = round(iw_log_likelihood_mean(model, x, iw_samples), 3)
+        report["iw_samples"] = iw_samples
+    return report

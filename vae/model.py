@@ -1,0 +1,275 @@
+"""The variational auto-encoder of Kingma & Welling (2013), *Auto-Encoding Variational Bayes*.
+
+A Gaussian encoder q(z|x) = N(mu, diag sigma^2), a Bernoulli or Gaussian
+decoder p(x|z), the reparameterisation z = mu + sigma * eps (section 2.4), the
+two SGVB estimators of the ELBO (eq. 6 and eq. 7) and the importance-weighted
+bound of Burda et al. (2015) as a log-likelihood estimate.
+
+Everything is per example and in nats: `elbo` and `iw_log_likelihood` are
+lower bounds on log p(x), negative numbers, higher is better.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+ARCHS = ("mlp", "conv")
+ACTIVATIONS = ("relu", "tanh")
+LIKELIHOODS = ("bernoulli", "gaussian")
+ESTIMATORS = ("A", "B")
+LOG_2PI = math.log(2 * math.pi)
+
+
+class ConfigError(ValueError):
+    """A model or training configuration that cannot be built; the message is one sentence."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    image_shape: tuple[int, int]
+    latent_dim: int = 2
+    arch: Literal["mlp", "conv"] = "mlp"
+    hidden: tuple[int, ...] = (400,)  # mlp: hidden widths, mirrored in the decoder
+    activation: Literal["relu", "tanh"] = "relu"
+    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    gaussian_std: float | None = None  # gaussian decoder: None learns log sigma^2 per pixel (appendix C.2), else fixed
+    init_std: float | None = None  # None: PyTorch's default init; the paper preset draws every parameter from N(0, 0.01^2)
+
+    def __post_init__(self):
+        # Coerce JSON lists back to tuples so a config read from a checkpoint compares equal.
+        object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
+        object.__setattr__(self, "hidden", tuple(int(v) for v in self.hidden))
+        self.validate()
+
+    def validate(self) -> None:
+        h, w = self.image_shape if len(self.image_shape) == 2 else (0, 0)
+        checks = [
+            (len(self.image_shape) == 2 and h > 0 and w > 0, f"image_shape must be (height, width), got {self.image_shape}"),
+            (1 <= self.latent_dim <= 1024, f"latent size must be between 1 and 1024, got {self.latent_dim}"),
+            (self.arch in ARCHS, f"architecture must be one of {', '.join(ARCHS)}, got {self.arch!r}"),
+            (len(self.hidden) >= 1 and all(1 <= n <= 8192 for n in self.hidden),
+             f"hidden sizes must be one or more widths between 1 and 8192, got {list(self.hidden)}"),
+            (self.activation in ACTIVATIONS, f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"),
+            (self.likelihood in LIKELIHOODS, f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}"),
+            (self.gaussian_std is None or self.gaussian_std > 0, f"gaussian_std must be positive, got {self.gaussian_std}"),
+            (self.init_std is None or self.init_std > 0, f"init_std must be positive, got {self.init_std}"),
+            (self.arch != "conv" or (h % 4 == 0 and w % 4 == 0),
+             f"the conv architecture needs image sides divisible by 4, got {h}x{w}; use --arch mlp"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message + ".")
+
+    @property
+    def n_pixels(self) -> int:
+        return self.image_shape[0] * self.image_shape[1]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown model config fields: {', '.join(sorted(unknown))}.")
+        return cls(**data)
+
+
+@dataclass
+class ELBOParts:
+    """The SGVB estimate and its parts, one value per example (nats)."""
+
+    elbo: torch.Tensor  # [B] recon - kl: the lower bound of eq. 3
+    recon: torch.Tensor  # [B] E_q[log p(x|z)], the expected reconstruction log-likelihood
+    kl: torch.Tensor  # [B] KL(q(z|x) || p(z)): analytic for B, Monte Carlo for A
+    kl_per_dim: torch.Tensor  # [B, D] analytic KL per latent dimension (appendix B), for diagnostics
+    loss: torch.Tensor = field(default=None)  # scalar: -(recon - beta * kl), averaged over the batch
+
+
+def _activation(name: str) -> nn.Module:
+    return nn.Tanh() if name == "tanh" else nn.ReLU()
+
+
+def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(_activation(activation))
+    return nn.Sequential(*layers)
+
+
+def _conv_encoder(config: ModelConfig, n_out: int) -> nn.Sequential:
+    h, w = config.image_shape
+    act = _activation(config.activation)
+    return nn.Sequential(
+        nn.Unflatten(1, (1, h)),  # [B, H, W] -> [B, 1, H, W]
+        nn.Conv2d(1, 32, 4, stride=2, padding=1), act,
+        nn.Conv2d(32, 64, 4, stride=2, padding=1), act,
+        nn.Flatten(),
+        nn.Linear(64 * (h // 4) * (w // 4), config.hidden[0]), act,
+        nn.Linear(config.hidden[0], n_out),
+    )
+
+
+def _conv_decoder(config: ModelConfig, n_maps: int) -> nn.Sequential:
+    h, w = config.image_shape
+    act = _activation(config.activation)
+    return nn.Sequential(
+        nn.Linear(config.latent_dim, config.hidden[0]), act,
+        nn.Linear(config.hidden[0], 64 * (h // 4) * (w // 4)), act,
+        nn.Unflatten(1, (64, h // 4, w // 4)),
+        nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), act,
+        nn.ConvTranspose2d(32, n_maps, 4, stride=2, padding=1),
+        nn.Flatten(),
+    )
+
+
+class VAE(nn.Module):
+    """Encoder, decoder and the reparameterisation; the ELBO lives in `elbo_parts`."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        d, n = config.latent_dim, config.n_pixels
+        # The decoder emits one map per pixel parameter: logits (Bernoulli), or mean and log sigma^2 (Gaussian).
+        n_maps = 2 if config.likelihood == "gaussian" and config.gaussian_std is None else 1
+        if config.arch == "mlp":
+            self.encoder = nn.Sequential(nn.Flatten(), _mlp([n, *config.hidden, 2 * d], config.activation))
+            self.decoder = _mlp([d, *reversed(config.hidden), n_maps * n], config.activation)
+        else:
+            self.encoder = _conv_encoder(config, 2 * d)
+            self.decoder = _conv_decoder(config, n_maps)
+        if config.init_std is not None:
+            with torch.no_grad():
+                for p in self.parameters():
+                    p.normal_(0.0, config.init_std)
+
+    # -- the three operations of section 2.4 ---------------------------------------------
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x): posterior mean and log variance, each [B, D]."""
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        return mu, logvar
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, n_samples: int = 1,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """z = mu + sigma * eps with eps ~ N(0, I) (eq. 10's g_phi): [L, B, D], differentiable in mu and sigma."""
+        eps = torch.randn((n_samples, *mu.shape), dtype=mu.dtype, device=mu.device, generator=generator)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """p(x|z)'s parameters shaped like images [..., H, W]: (logits, None) or (mean, log sigma^2)."""
+        lead = z.shape[:-1]
+        out = self.decoder(z.reshape(-1, z.shape[-1]))
+        h, w = self.config.image_shape
+        if self.config.likelihood == "bernoulli":
+            return out.reshape(*lead, h, w), None
+        if self.config.gaussian_std is None:
+            mean_logits, logvar = out.reshape(-1, 2, h * w).unbind(1)
+            logvar = logvar.reshape(*lead, h, w)
+        else:
+            mean_logits, logvar = out, None
+        # The paper's Frey Face decoder squashes the mean into (0, 1), like the pixels (appendix C.2).
+        return torch.sigmoid(mean_logits).reshape(*lead, h, w), logvar
+
+    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x|z] in [0, 1], shaped [..., H, W]: what a page shows as the decoded image."""
+        params, _ = self.decode(z)
+        return torch.sigmoid(params) if self.config.likelihood == "bernoulli" else params
+
+    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) summed over pixels: x [B, H, W], z [L, B, D] -> [L, B]."""
+        params, logvar = self.decode(z)
+        target = x.expand_as(params)
+        if self.config.likelihood == "bernoulli":
+            # Appendix C.1: sum_i x_i log y_i + (1 - x_i) log(1 - y_i), computed stably from logits.
+            log_p = -F.binary_cross_entropy_with_logits(params, target, reduction="none")
+        else:
+            if logvar is None:
+                logvar = torch.full_like(params, 2 * math.log(self.config.gaussian_std))
+            log_p = -0.5 * (LOG_2PI + logvar + (target - params) ** 2 * torch.exp(-logvar))
+        return log_p.flatten(-2).sum(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruction through the posterior mean, shaped like the input (an image in, an image out)."""
+        mu, _ = self.encode(x)
+        return self.decode_mean(mu)
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+_INIT_LOCK = threading.Lock()  # torch's default init draws from the global generator, shared by all threads
+
+
+def build_model(config: ModelConfig, seed: int = 0) -> VAE:
+    """A freshly initialised model whose weights depend only on `seed`, without disturbing global RNG."""
+    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return VAE(config)
+
+
+def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, 1)) per dimension, the negative of appendix B's -1/2 (1 + log s^2 - mu^2 - s^2)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def log_normal(z: torch.Tensor, mu: torch.Tensor | float = 0.0, logvar: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """log N(z; mu, diag exp(logvar)) summed over the last dimension."""
+    logvar = torch.as_tensor(logvar, dtype=z.dtype, device=z.device)
+    return (-0.5 * (LOG_2PI + logvar + (z - mu) ** 2 * torch.exp(-logvar))).sum(-1)
+
+
+def elbo_parts(model: VAE, x: torch.Tensor, *, estimator: str = "B", n_samples: int = 1,
+               beta: float = 1.0, generator: torch.Generator | None = None) -> ELBOParts:
+    """The SGVB estimate of the ELBO for a minibatch x [B, H, W], with L = n_samples per datapoint.
+
+    Estimator A (eq. 6): 1/L sum_l log p(x, z_l) - log q(z_l|x).
+    Estimator B (eq. 7): -KL(q(z|x) || p(z)) + 1/L sum_l log p(x|z_l), the KL analytic (appendix B).
+    `loss` is what the optimiser minimises: -(recon - beta * kl), beta = 1 being the paper's objective.
+    """
+    if estimator not in ESTIMATORS:
+        raise ConfigError(f"estimator must be A or B, got {estimator!r}.")
+    mu, logvar = model.encode(x)
+    z = model.reparameterize(mu, logvar, n_samples, generator=generator)
+    log_px = model.log_px_given_z(x, z)  # [L, B]
+    kl_per_dim = gaussian_kl_per_dim(mu, logvar)
+    recon = log_px.mean(0)
+    if estimator == "B":
+        kl = kl_per_dim.sum(-1)
+    else:
+        kl = (log_normal(z, mu, logvar) - log_normal(z)).mean(0)  # Monte Carlo log q(z|x) - log p(z)
+    loss = -(recon - beta * kl).mean()
+    return ELBOParts(elbo=recon - kl, recon=recon, kl=kl, kl_per_dim=kl_per_dim, loss=loss)
+
+
+@torch.no_grad()
+def iw_log_likelihood(model: VAE, x: torch.Tensor, k: int, *, max_elements: int = 1 << 24,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """The importance-weighted bound of Burda et al. (2015) with K samples, per example [B].
+
+    log p(x) >= log 1/K sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x); K = 1 is the ELBO (estimator A) and
+    the bound rises towards log p(x) as K grows. Samples are drawn in chunks, combined by a running
+    logsumexp, so that K = 5000 never holds more than ~max_elements pixel values at once.
+    """
+    if k < 1:
+        raise ConfigError(f"the number of importance samples must be at least 1, got {k}.")
+    mu, logvar = model.encode(x)
+    chunk = max(1, min(k, max_elements // max(1, x.shape[0] * model.config.n_pixels)))
+    running = torch.full((x.shape[0],), -math.inf, dtype=mu.dtype, device=mu.device)
+    done = 0
+    while done < k:
+        n = min(chunk, k - done)
+        z = model.reparameterize(mu, logvar, n, generator=generator)
+        log_w = model.log_px_given_z(x, z) + log_normal(z) - log_normal(z, mu, logvar)  # [n, B]
+        running = torch.logaddexp(running, torch.logsumexp(log_w, dim=0))
+        done += n
+    return running - math.log(k)

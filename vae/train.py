@@ -1,0 +1,313 @@
+"""The AEVB loop (Kingma & Welling 2013, algorithm 1) over tensors held in memory.
+
+The trainer knows nothing about the UI: it reports through callbacks, which the
+command line (a progress bar) and the app (a background job) both subscribe to.
+All randomness (shuffling, eps, binarisation) comes from two seeded generators
+that are saved with the optimiser state, so a run repeats exactly and a resumed
+run continues the same random stream. A non-finite loss stops the run and the
+last good checkpoint stays on disk.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import torch
+
+from .checkpoint import load_resume_state, save_checkpoint, save_resume_state
+from .data import Dataset
+from .metrics import as_tensor, evaluate_elbo
+from .model import ESTIMATORS, VAE, ConfigError, ModelConfig, build_model, elbo_parts
+from .runs import RunDir, RunLock, append_metrics, open_run_dir, read_metrics, truncate_metrics
+
+OPTIMIZERS = ("adam", "adagrad")
+BINARIZE = ("none", "dynamic", "static")
+MAX_HISTORY = 4000  # records kept in a checkpoint's metadata; metrics.jsonl keeps them all
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 100
+    lr: float = 1e-3
+    optimizer: Literal["adam", "adagrad"] = "adam"
+    estimator: Literal["A", "B"] = "B"  # SGVB estimator: A is eq. 6, B is eq. 7
+    n_samples: int = 1  # L, samples of z per datapoint (the paper uses 1 with M = 100)
+    beta: float = 1.0  # weight of the KL term; 1 is the ELBO
+    kl_warmup: float = 0.0  # epochs over which the KL weight rises linearly from 0 to beta
+    binarize: Literal["none", "dynamic", "static"] = "none"  # Bernoulli targets: grey pixels, resampled, fixed
+    seed: int = 0
+    log_every: int = 20  # steps between train records
+
+    def __post_init__(self):
+        checks = [
+            (1 <= self.epochs <= 100_000, f"epochs must be between 1 and 100000, got {self.epochs}"),
+            (1 <= self.batch_size <= 65_536, f"batch size must be between 1 and 65536, got {self.batch_size}"),
+            (math.isfinite(self.lr) and self.lr > 0, f"learning rate must be a positive number, got {self.lr}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
+            (self.estimator in ESTIMATORS, f"estimator must be A or B, got {self.estimator!r}"),
+            (1 <= self.n_samples <= 1000, f"samples per datapoint must be between 1 and 1000, got {self.n_samples}"),
+            (math.isfinite(self.beta) and self.beta >= 0, f"beta must be zero or positive, got {self.beta}"),
+            (math.isfinite(self.kl_warmup) and self.kl_warmup >= 0, f"KL warm-up must be zero or more epochs, got {self.kl_warmup}"),
+            (self.binarize in BINARIZE, f"binarize must be one of {', '.join(BINARIZE)}, got {self.binarize!r}"),
+            (self.log_every >= 1, f"log_every must be at least 1, got {self.log_every}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message + ".")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class TrainEvent:
+    kind: str  # "step" (a train record), "epoch" (train and test records of a finished epoch), "end"
+    records: list[dict]
+    model: VAE
+    progress: float  # fraction of the run's total steps done, 0..1
+    samples_per_s: float
+    result: "TrainResult | None" = None
+
+
+Callback = Callable[[TrainEvent], None]
+
+
+@dataclass
+class TrainResult:
+    status: str  # "finished", "stopped" or "diverged"
+    reason: str
+    epochs: int  # completed epochs
+    step: int
+    train_elbo: float | None
+    test_elbo: float | None
+    samples_per_s: float
+    seconds: float
+    checkpoint: Path | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {"status": self.status, "reason": self.reason, "epochs": self.epochs, "step": self.step,
+                "train_elbo": self.train_elbo, "test_elbo": self.test_elbo,
+                "samples_per_s": round(self.samples_per_s, 1), "seconds": round(self.seconds, 2)}
+
+
+def resolve_device(name: str) -> torch.device:
+    """'cpu', 'cuda' or 'auto' (CUDA when present): CPU is the default everywhere."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("CUDA was asked for but no CUDA device is available here; use --device cpu or auto.")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ConfigError(f"device must be cpu, cuda or auto, got {name!r}.")
+    return torch.device(name)
+
+
+def make_optimizer(model: VAE, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adagrad":  # the paper's choice (section 5)
+        return torch.optim.Adagrad(model.parameters(), lr=config.lr)
+    return torch.optim.Adam(model.parameters(), lr=config.lr)
+
+
+def prepare_inputs(x: torch.Tensor, mode: str, seed: int) -> torch.Tensor:
+    """Static binarisation draws x ~ Bernoulli(pixel) once, from a fixed seed; other modes keep grey pixels."""
+    if mode != "static":
+        return x
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    return torch.bernoulli(x, generator=gen)
+
+
+def test_inputs(data: Dataset, config: TrainConfig, device="cpu") -> torch.Tensor:
+    """The test images as the run saw them: binarised runs (static or dynamic) are evaluated on one
+    fixed binarisation of the test set, so that epochs, and `vae eval` afterwards, compare."""
+    mode = "static" if config.binarize != "none" else "none"
+    return prepare_inputs(as_tensor(data.x_test, device), mode, config.seed + 3)
+
+
+def _model_is_finite(model: VAE) -> bool:
+    return all(torch.isfinite(p).all() for p in model.parameters())
+
+
+class _Meter:
+    """Sums of elbo / recon / kl kept as a tensor, so the hot loop never waits on .item()."""
+
+    def __init__(self, device):
+        self.sums = torch.zeros(3, dtype=torch.float64, device=device)
+        self.count = 0
+
+    def add(self, parts, n: int):
+        self.sums += torch.stack([parts.elbo.detach().sum(), parts.recon.detach().sum(),
+                                  parts.kl.detach().sum()]).double()
+        self.count += n
+
+    def means(self) -> dict:
+        elbo, recon, kl = (self.sums / max(1, self.count)).tolist()
+        return {"elbo": elbo, "recon": recon, "kl": kl}
+
+
+class Trainer:
+    """One training run: `model` on `data` with `config`, optionally saving into a run folder."""
+
+    def __init__(self, model: VAE, data: Dataset, config: TrainConfig, *, run: RunDir | None = None,
+                 callbacks: Sequence[Callback] = (), device: str = "cpu", threads: int | None = None,
+                 stop_event: threading.Event | None = None):
+        self.device = resolve_device(device)
+        if tuple(data.image_shape) != tuple(model.config.image_shape):
+            raise ConfigError(f"the model expects {model.config.image_shape} images but {data.name} has "
+                              f"{data.image_shape}.")
+        self.model, self.data, self.config, self.run = model.to(self.device), data, config, run
+        self.callbacks = list(callbacks)
+        self.threads = threads
+        self.stop_event = stop_event or threading.Event()
+        self.optimizer = make_optimizer(self.model, config)
+        self.shuffle_gen = torch.Generator().manual_seed(config.seed)
+        self.noise_gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        self.step, self.epoch, self.seconds = 0, 0, 0.0
+        self.history: list[dict] = []
+
+    # -- resume ------------------------------------------------------------------------
+    def restore(self, state) -> None:
+        """Continue from a resume state: weights, optimiser state, step and generator states."""
+        self.model.load_state_dict(state.model.state_dict())
+        self.optimizer.load_state_dict(state.optimizer_state)
+        for group in self.optimizer.param_groups:  # a resumed run may ask for another learning rate
+            group["lr"] = self.config.lr
+        self.shuffle_gen.set_state(state.generator_states["shuffle"])
+        self.noise_gen.set_state(state.generator_states["noise"].to(self.noise_gen.get_state().device))
+        self.step, self.epoch = state.step, state.epoch
+        if self.run is not None:
+            truncate_metrics(self.run.metrics, self.step)
+            self.history = read_metrics(self.run.metrics)
+            self.seconds = max((r.get("seconds", 0.0) for r in self.history), default=0.0)
+
+    # -- the loop ----------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        if self.threads:
+            torch.set_num_threads(self.threads)  # deliberate: 2 cores shared with the app's other work
+        cfg, model = self.config, self.model
+        x_train = prepare_inputs(as_tensor(self.data.x_train, self.device), cfg.binarize, cfg.seed + 2)
+        x_test = test_inputs(self.data, cfg, self.device)
+        n, bs = x_train.shape[0], cfg.batch_size
+        steps_per_epoch = math.ceil(n / bs)
+        total_steps = cfg.epochs * steps_per_epoch
+        warmup_steps = cfg.kl_warmup * steps_per_epoch
+        status, reason = "finished", f"reached {cfg.epochs} epochs"
+        train_seconds, samples_done = 0.0, 0
+        last = {"train": None, "test": None}
+        model.train()
+        while self.epoch < cfg.epochs and status == "finished":
+            perm = torch.randperm(n, generator=self.shuffle_gen).to(self.device)
+            epoch_meter, log_meter = _Meter(self.device), _Meter(self.device)
+            for i in range(steps_per_epoch):
+                if self.stop_event.is_set():
+                    status, reason = "stopped", f"stopped by the user during epoch {self.epoch + 1}"
+                    break
+                t0 = time.perf_counter()
+                xb = x_train[perm[i * bs:(i + 1) * bs]]
+                if cfg.binarize == "dynamic":
+                    xb = torch.bernoulli(xb, generator=self.noise_gen)
+                beta = cfg.beta * min(1.0, (self.step + 1) / warmup_steps) if warmup_steps > 0 else cfg.beta
+                parts = elbo_parts(model, xb, estimator=cfg.estimator, n_samples=cfg.n_samples, beta=beta,
+                                   generator=self.noise_gen)
+                if not torch.isfinite(parts.loss):
+                    status = "diverged"
+                    reason = (f"the loss became non-finite at step {self.step + 1} (epoch {self.epoch + 1}); "
+                              f"try a lower learning rate than {cfg.lr:g}")
+                    break
+                self.optimizer.zero_grad(set_to_none=True)
+                parts.loss.backward()
+                self.optimizer.step()
+                self.step += 1
+                epoch_meter.add(parts, xb.shape[0])
+                log_meter.add(parts, xb.shape[0])
+                dt = time.perf_counter() - t0
+                train_seconds += dt
+                self.seconds += dt
+                samples_done += xb.shape[0]
+                if self.step % cfg.log_every == 0:
+                    record = self._record("train", "step", log_meter.means(), beta)
+                    log_meter = _Meter(self.device)
+                    self._emit("step", [record], samples_done / max(train_seconds, 1e-9), total_steps)
+            if status != "finished":
+                break
+            self.epoch += 1
+            model.eval()
+            test = evaluate_elbo(model, x_test, estimator=cfg.estimator, seed=cfg.seed + 4)
+            model.train()
+            records = [self._record("train", "epoch", epoch_meter.means(), beta),
+                       self._record("test", "epoch", test, beta)]
+            last = {"train": records[0]["elbo"], "test": records[1]["elbo"]}
+            if not _model_is_finite(model):
+                status, reason = "diverged", f"the weights became non-finite in epoch {self.epoch}"
+                break
+            self._save()
+            self._emit("epoch", records, samples_done / max(train_seconds, 1e-9), total_steps)
+        result = TrainResult(status=status, reason=reason, epochs=self.epoch, step=self.step,
+                             train_elbo=last["train"], test_elbo=last["test"],
+                             samples_per_s=samples_done / max(train_seconds, 1e-9), seconds=self.seconds,
+                             checkpoint=self.run.checkpoint if self.run and self.run.checkpoint.exists() else None,
+                             history=self.history)
+        self._emit("end", [], result.samples_per_s, total_steps, result)
+        return result
+
+    def _record(self, split: str, kind: str, values: dict, beta: float) -> dict:
+        steps_per_epoch = math.ceil(self.data.x_train.shape[0] / self.config.batch_size)
+        return {"step": self.step, "epoch": round(self.step / steps_per_epoch, 4), "split": split,
+                "kind": kind, **{k: round(v, 4) for k, v in values.items()}, "beta": round(beta, 4),
+                "samples": self.step * self.config.batch_size, "seconds": round(self.seconds, 3)}
+
+    def _emit(self, kind: str, records: list[dict], samples_per_s: float, total_steps: int,
+              result: TrainResult | None = None) -> None:
+        self.history.extend(records)
+        if self.run is not None:
+            append_metrics(self.run.metrics, records)
+        event = TrainEvent(kind=kind, records=records, model=self.model, samples_per_s=samples_per_s,
+                           progress=min(1.0, self.step / max(1, total_steps)), result=result)
+        for callback in self.callbacks:
+            callback(event)
+
+    def _save(self) -> None:
+        """End of an epoch: the checkpoint and the resume state, each replaced atomically."""
+        if self.run is None:
+            return
+        records = self.history[-2:]
+        summary = {"epochs": self.epoch, "step": self.step, "seconds": round(self.seconds, 2),
+                   "train_elbo": records[0]["elbo"] if records else None,
+                   "test_elbo": records[-1]["elbo"] if records else None}
+        history = [r for r in self.history if r.get("kind") == "epoch"] + \
+                  [r for r in self.history if r.get("kind") == "step"][-MAX_HISTORY:]
+        save_resume_state(self.run.resume, self.model, self.optimizer, step=self.step, epoch=self.epoch,
+                          generators={"shuffle": self.shuffle_gen, "noise": self.noise_gen},
+                          train_config=self.config.to_dict())
+        save_checkpoint(self.run.checkpoint, self.model, train_config=self.config.to_dict(),
+                        dataset=self.data.info(), history=sorted(history, key=lambda r: r["step"]),
+                        summary=summary)
+
+
+def train_run(out: str | Path, data: Dataset, model_config: ModelConfig, config: TrainConfig, *,
+              resume: bool = False, callbacks: Sequence[Callback] = (), device: str = "cpu",
+              threads: int | None = None, stop_event: threading.Event | None = None) -> TrainResult:
+    """Train into a run folder: refused when it holds a run unless `resume`; with `resume`,
+    `config.epochs` is the total to reach. The folder is locked while training."""
+    run = open_run_dir(out, resume=resume)
+    lock = RunLock(run)
+    lock.acquire()
+    try:
+        state = load_resume_state(run.resume) if resume else None
+        if state is not None and state.model.config != model_config:
+            model_config = state.model.config  # the run's own architecture wins over defaults
+        trainer = Trainer(build_model(model_config, config.seed), data, config, run=run, callbacks=callbacks, device=device,
+                          threads=threads, stop_event=stop_event)
+        if state is not None:
+            trainer.restore(state)
+        return trainer.fit()
+    finally:
+        lock.release()
