@@ -11,18 +11,23 @@ import threading
 
 
 def _hidden(text: str) -> tuple[int, ...]:
+    from .model import ConfigError, parse_hidden
     try:
-        sizes = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden takes widths separated by commas, like 500 or 512,256; got {text!r}")
-    if not sizes:
-        raise argparse.ArgumentTypeError("--hidden needs at least one width")
-    return sizes
+        return parse_hidden(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (`--help` still shows the full usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help).\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m vae", description="Train, evaluate and list data for VAE Explorer.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="python -m vae", description="Train, evaluate and list data for VAE Explorer.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     t = sub.add_parser("train", help="train a VAE into a run folder")
     t.add_argument("--dataset", default="mnist-5k", help="mnist-5k (default), digits, fashion-mnist, mnist, or a .npz/.npy/.zip/folder of PNGs")

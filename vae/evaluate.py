@@ -32,13 +32,22 @@ def checkpoint_dataset(checkpoint: Checkpoint, data_dir=None) -> Dataset:
 
 def evaluate_checkpoint(path, *, iw_samples: int | None = None, max_points: int | None = None,
                         data_dir=None, device: str = "cpu", threads: int | None = None) -> dict:
-    """test_elbo, iw_log_likelihood (when K is given), active_units and kl_per_dim, in nats per example."""
+    """`python -m vae eval`: load a checkpoint and its data, then `evaluate_model`."""
     if threads:
         torch.set_num_threads(threads)
     checkpoint = load_checkpoint(path)
-    data = checkpoint_dataset(checkpoint, data_dir)
+    checkpoint.model.to(resolve_device(device))
+    report = evaluate_model(checkpoint, checkpoint_dataset(checkpoint, data_dir), iw_samples=iw_samples,
+                            max_points=max_points)
+    return {"checkpoint": str(checkpoint.path), **report}
+
+
+def evaluate_model(checkpoint: Checkpoint, data: Dataset, *, iw_samples: int | None = None,
+                   max_points: int | None = None) -> dict:
+    """test_elbo, iw_log_likelihood (when K is given), active_units and kl_per_dim, in nats per example,
+    on the test split as the run saw it (binarised runs on a fixed binarisation)."""
     config = TrainConfig.from_dict({**checkpoint.train_config, "epochs": 1})
-    model = checkpoint.model.to(resolve_device(device))
+    model = checkpoint.model
     x = test_inputs(data, config, next(model.parameters()).device)
     if max_points is not None:
         if max_points < 1:
@@ -46,7 +55,7 @@ def evaluate_checkpoint(path, *, iw_samples: int | None = None, max_points: int 
         x = x[:max_points]
     elbo = evaluate_elbo(model, x, estimator="B")
     mu, logvar = posterior_stats(model, x)
-    report = {"checkpoint": str(checkpoint.path), "dataset": data.name, "n_points": int(x.shape[0]),
+    report = {"dataset": data.name, "n_points": int(x.shape[0]),
               "test_elbo": round(elbo["elbo"], 3), "test_recon": round(elbo["recon"], 3),
               "test_kl": round(elbo["kl"], 3),
               "bits_per_dim": round(bits_per_dim(elbo["elbo"], checkpoint.model_config.n_pixels), 4),

@@ -137,6 +137,16 @@ def project(mu: np.ndarray, method: str, *, seed: int = 0) -> tuple[np.ndarray, 
     return coords.astype(np.float32), index
 
 
+def pca_with_path(mu: np.ndarray, path: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """PCA fitted on the posterior means, applied to both them and a latent path, so the path can be
+    drawn on the map. A 2-D latent is returned as it is."""
+    if mu.shape[1] <= 2:
+        return project(mu, "latent")[0], project(np.asarray(path, np.float32), "latent")[0]
+    from sklearn.decomposition import PCA
+    pca = PCA(n_components=2, random_state=seed).fit(mu)
+    return pca.transform(mu).astype(np.float32), pca.transform(path).astype(np.float32)
+
+
 def cache_dir(runs_root: str | os.PathLike, sha256: str) -> Path:
     """Derived results of one checkpoint: `<runs>/cache/<sha256>/` (DESIGN.md: keyed by the file's hash)."""
     return Path(runs_root) / "cache" / sha256

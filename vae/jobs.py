@@ -152,7 +152,7 @@ class JobRegistry:
         try:
             data = load_dataset(job.spec.dataset, data_dir=job.spec.data_dir)
             model_config = ModelConfig(image_shape=data.image_shape, **job.spec.model)
-            inputs = np.asarray(data.x_test[:PREVIEW_COUNT], np.float32)
+            inputs = np.array(data.x_test[:PREVIEW_COUNT], np.float32)  # a writable copy for torch
             result = train_run(job.out, data, model_config, job.spec.train, resume=job.spec.resume,
                                callbacks=[lambda event: self._on_event(job, event, inputs)],
                                threads=self.threads, stop_event=job.stop_event)

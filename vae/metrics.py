@@ -70,7 +70,7 @@ def posterior_stats(model: VAE, x, *, batch_size: int = 2000) -> tuple[np.ndarra
 
 def kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """Mean analytic KL per latent dimension over the data [D]; near-zero dimensions have collapsed."""
-    return gaussian_kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).numpy()
+    return gaussian_kl_per_dim(torch.tensor(mu), torch.tensor(logvar)).mean(0).numpy()
 
 
 def active_units(mu: np.ndarray, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:

@@ -82,6 +82,17 @@ class ModelConfig:
         return cls(**data)
 
 
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """Hidden widths written as "500" or "512,256" (command line and Train page alike)."""
+    try:
+        sizes = tuple(int(v) for v in str(text).replace(" ", "").split(",") if v)
+    except ValueError:
+        raise ConfigError(f"hidden sizes are widths separated by commas, like 500 or 512,256; got {text!r}.") from None
+    if not sizes:
+        raise ConfigError("hidden sizes need at least one width, like 500 or 512,256.")
+    return sizes
+
+
 @dataclass
 class ELBOParts:
     """The SGVB estimate and its parts, one value per example (nats)."""

@@ -235,7 +235,8 @@ class Trainer:
                 if self.step % cfg.log_every == 0:
                     record = self._record("train", "step", log_meter.means(), beta)
                     log_meter = _Meter(self.device)
-                    self._emit("step", [record], samples_done / max(train_seconds, 1e-9), total_steps)
+                    self._log([record])
+                    self._notify("step", [record], samples_done / max(train_seconds, 1e-9), total_steps)
             if status != "finished":
                 break
             self.epoch += 1
@@ -248,14 +249,15 @@ class Trainer:
             if not _model_is_finite(model):
                 status, reason = "diverged", f"the weights became non-finite in epoch {self.epoch}"
                 break
-            self._save()
-            self._emit("epoch", records, samples_done / max(train_seconds, 1e-9), total_steps)
+            self._log(records)
+            self._save(records)  # the checkpoint, then the callbacks: a listener may open the new file
+            self._notify("epoch", records, samples_done / max(train_seconds, 1e-9), total_steps)
         result = TrainResult(status=status, reason=reason, epochs=self.epoch, step=self.step,
                              train_elbo=last["train"], test_elbo=last["test"],
                              samples_per_s=samples_done / max(train_seconds, 1e-9), seconds=self.seconds,
                              checkpoint=self.run.checkpoint if self.run and self.run.checkpoint.exists() else None,
                              history=self.history)
-        self._emit("end", [], result.samples_per_s, total_steps, result)
+        self._notify("end", [], result.samples_per_s, total_steps, result)
         return result
 
     def _record(self, split: str, kind: str, values: dict, beta: float) -> dict:
@@ -264,24 +266,25 @@ class Trainer:
                 "kind": kind, **{k: round(v, 4) for k, v in values.items()}, "beta": round(beta, 4),
                 "samples": self.step * self.config.batch_size, "seconds": round(self.seconds, 3)}
 
-    def _emit(self, kind: str, records: list[dict], samples_per_s: float, total_steps: int,
-              result: TrainResult | None = None) -> None:
+    def _log(self, records: list[dict]) -> None:
         self.history.extend(records)
         if self.run is not None:
             append_metrics(self.run.metrics, records)
+
+    def _notify(self, kind: str, records: list[dict], samples_per_s: float, total_steps: int,
+                result: TrainResult | None = None) -> None:
         event = TrainEvent(kind=kind, records=records, model=self.model, samples_per_s=samples_per_s,
                            progress=min(1.0, self.step / max(1, total_steps)), result=result)
         for callback in self.callbacks:
             callback(event)
 
-    def _save(self) -> None:
+    def _save(self, epoch_records: list[dict]) -> None:
         """End of an epoch: the checkpoint and the resume state, each replaced atomically."""
         if self.run is None:
             return
-        records = self.history[-2:]
+        train, test = epoch_records
         summary = {"epochs": self.epoch, "step": self.step, "seconds": round(self.seconds, 2),
-                   "train_elbo": records[0]["elbo"] if records else None,
-                   "test_elbo": records[-1]["elbo"] if records else None}
+                   "train_elbo": train["elbo"], "test_elbo": test["elbo"]}
         history = [r for r in self.history if r.get("kind") == "epoch"] + \
                   [r for r in self.history if r.get("kind") == "step"][-MAX_HISTORY:]
         save_resume_state(self.run.resume, self.model, self.optimizer, step=self.step, epoch=self.epoch,

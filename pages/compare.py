@@ -1,0 +1,87 @@
+"""Compare: two or more checkpoints: curves, a metrics table, maps side by side, one z through each decoder."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ui import state
+from ui.figures import compare_curves, latent_map
+from ui.widgets import describe, explain, fail, show_images
+from vae.checkpoint import CheckpointError
+from vae.data import DataError
+from vae.evaluate import evaluate_model
+from vae.explore import pca_with_path, prior_samples
+
+st.header("Compare checkpoints")
+items = state.library()
+default = list(items)[:2]
+keys = st.multiselect("Checkpoints", list(items), default=default, format_func=items.get, key="cmp_keys")
+if len(keys) < 2:
+    st.info("Choose at least two checkpoints to compare.")
+    st.stop()
+try:
+    cks = {items[k]: state.open_checkpoint(k) for k in keys}
+except CheckpointError as err:
+    fail(str(err))
+    st.stop()
+
+st.plotly_chart(compare_curves({label: ck.history for label, ck in cks.items()}), key="cmp_curves")
+
+c1, c2 = st.columns(2)
+k = int(c1.select_slider("Importance samples K for the log-likelihood", [1, 10, 100, 500, 1000], 100, key="cmp_k"))
+n_points = int(c2.select_slider("Test images used", [100, 200, 500, 1000, 2000], 500, key="cmp_n"))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def report(sha256: str, key: str, k: int, n_points: int) -> dict:
+    ck = state.open_checkpoint(key)
+    return evaluate_model(ck, state.dataset_for(ck), iw_samples=k, max_points=n_points)
+
+
+rows = []
+with st.spinner(f"Evaluating with K = {k} on {n_points} test images…"):
+    for key, (label, ck) in zip(keys, cks.items()):
+        try:
+            r = report(ck.sha256, key, k, n_points)
+        except DataError as err:
+            rows.append({"checkpoint": label, "data set": ck.dataset.get("name"), "note": str(err)})
+            continue
+        rows.append({"checkpoint": label, "data set": r["dataset"], "latent": ck.model_config.latent_dim,
+                     "test ELBO (nats)": r["test_elbo"], f"IW log-lik. (K={k}, N={r['n_points']})": r["iw_log_likelihood"],
+                     "bits/dim": r["bits_per_dim"], "active units": r["active_units"],
+                     "parameters": r["n_parameters"]})
+st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+st.subheader("Latent maps side by side")
+datasets = {label: ck.dataset.get("name") for label, ck in cks.items()}
+if len(set(datasets.values())) > 1:
+    st.info("Maps are shown side by side only for checkpoints trained on the same data set; here: "
+            + ", ".join(f"{label} on {name}" for label, name in datasets.items()) + ".")
+else:
+    cols = st.columns(len(cks))
+    for col, (label, ck) in zip(cols, cks.items()):
+        data = state.data_or_message(ck)
+        if data is None:
+            continue
+        enc = state.encoding(ck, "test")
+        coords, _ = pca_with_path(enc.mu, enc.mu[:1])
+        col.plotly_chart(latent_map(coords, np.arange(len(coords)), enc.labels, data.class_names, height=420,
+                                    title=f"{label}" + (" (PCA)" if ck.model_config.latent_dim > 2 else "")),
+                         key=f"cmp_map_{label}")
+
+st.subheader("The same z through each decoder")
+dims = {label: ck.model_config.latent_dim for label, ck in cks.items()}
+if len(set(dims.values())) > 1:
+    st.info("The same z can only be decoded by models with the same latent size; here: "
+            + ", ".join(f"{label} has {d}" for label, d in dims.items()) + ".")
+else:
+    seed = int(st.number_input("Seed for z ~ N(0, I)", 0, 10**6, 0, key="cmp_seed"))
+    for label, ck in cks.items():
+        show_images(prior_samples(ck.model, 10, seed=seed), ncols=10, caption=f"{label}: {describe(ck)}", target=56)
+
+explain("Reading the table", """
+The **ELBO** (eq. 3) is a lower bound on log p(x); the **importance-weighted** estimate with K samples
+(Burda et al., 2015) is a tighter bound that approaches log p(x) as K grows: the gap between the two is
+how far q(z|x) is from the true posterior. **Active units** count latent dimensions whose posterior
+mean varies across images (covariance above 0.01); the rest carry no information. **Bits/dim** is the
+negative ELBO divided by (pixels x ln 2).
+""")

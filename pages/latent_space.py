@@ -1,0 +1,56 @@
+"""Latent space: the encoded data set as a 2-D map; click or lasso points to see them reconstructed."""
+import numpy as np
+import streamlit as st
+
+from ui import state
+from ui.figures import latent_map
+from ui.projections import NAMES, projection_or_pca
+from ui.widgets import explain, fail, show_images
+from vae.explore import reconstruct
+
+st.header("Latent space")
+ck = state.current_checkpoint()
+data = state.data_or_message(ck) if ck else None
+if ck is None or data is None:
+    st.stop()
+
+d = ck.model_config.latent_dim
+left, mid, right = st.columns(3)
+split = left.radio("Points", state.SPLITS, horizontal=True, key="map_split",
+                   help="Which images to encode: the test split, the training split, or both.")
+methods = ["latent"] if d <= 2 else ["pca", "umap", "tsne"]
+method = mid.radio("Projection", methods, horizontal=True, key="map_method", format_func=NAMES.get)
+show_std = right.toggle("Posterior std (error bars)", key="map_std", disabled=d != 2,
+                        help="Each point's posterior standard deviation, for 2-D latents.")
+
+enc = state.encoding(ck, split)
+coords, index, note = projection_or_pca(ck, enc, method, split)
+if note:
+    st.info(note)
+std = np.exp(0.5 * enc.logvar) if show_std and d == 2 else None
+fig = latent_map(coords, index, enc.labels, data.class_names, std=std,
+                 title=f"{len(index):,} {split} images, posterior means ({NAMES[method]})")
+event = st.plotly_chart(fig, key="latent_map", on_select="rerun", selection_mode=("points", "box", "lasso"))
+
+chosen = [int(p["customdata"]) for p in (event.selection.points if event else []) if "customdata" in p]
+if chosen:
+    chosen = chosen[:32]
+    st.subheader(f"{len(chosen)} selected: originals (top) and reconstructions (bottom)")
+    x = enc.x[chosen]
+    show_images(np.concatenate([x, reconstruct(ck.model, x)]), ncols=len(chosen))
+    if enc.labels is not None:
+        st.caption("Labels: " + ", ".join(data.label_name(int(enc.labels[i])) for i in chosen))
+else:
+    st.caption("Click a point, or drag a box or lasso on the map, to see those images and their reconstructions.")
+
+if d > 2 and method == "latent":
+    fail("This latent has more than two dimensions; choose a projection.")
+
+explain("What is this map?", """
+Each point is one image x, placed at the mean of its approximate posterior q(z|x) = N(mu, diag sigma^2)
+(the encoder of section 2 and appendix C of Kingma & Welling, 2013). The KL term of the ELBO (eq. 7)
+pulls every posterior towards the prior N(0, I), so the map stays centred and compact; the
+reconstruction term spreads images apart so that each can be decoded back. Classes that form
+separate clusters were told apart without labels. With a larger latent, PCA, UMAP or t-SNE squash it
+to two dimensions: distances in those pictures are only roughly faithful.
+""")

@@ -1,0 +1,37 @@
+"""Train: start, watch, stop and resume runs; training happens in a background job, never in this script."""
+import streamlit as st
+
+from ui import state
+from ui.train_view import live_view, resume_controls, settings_form, submit
+from ui.widgets import explain
+from vae.runs import list_runs
+
+st.header("Train")
+spec = settings_form()
+if spec is not None:
+    submit(spec)
+
+registry = state.registry()
+jobs = registry.jobs()
+runs = [r.name for r in list_runs(state.settings().runs_root)]
+names = list(dict.fromkeys([j.spec.run_name for j in reversed(jobs)] + runs))
+if not names:
+    st.info("No runs yet: choose settings above and press Start training.")
+    st.stop()
+
+watch = st.selectbox("Watch run", names, key="tr_watch")
+ck = resume_controls(watch)
+live_view(watch, ck.model_config.n_pixels if ck else 784)
+
+queued = [j for j in jobs if j.state == "queued"]
+if queued:
+    st.caption("Queue: " + ", ".join(f"{j.queue_position}. {j.spec.run_name}" for j in queued))
+
+explain("What happens during training?", """
+Each step takes a minibatch of M images, draws eps ~ N(0, I) and forms z = mu + sigma * eps (the
+reparameterisation trick of section 2.4, which makes the sample differentiable in the encoder's
+parameters), then follows the gradient of the SGVB estimate of the ELBO (eq. 7, estimator B, or eq. 6,
+estimator A): reconstruction log-likelihood minus KL(q(z|x) || p(z)). **β** multiplies the KL term
+(β = 1 is the paper's bound); **warm-up** raises β from 0 over the first epochs so the decoder learns
+to use z before the KL term pulls posteriors to the prior.
+""")

@@ -1,0 +1,136 @@
+"""Every page through streamlit's AppTest: renders on the bundled model, and its main widgets change the view."""
+import json
+import time
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO
+
+PAGES = ["pages/latent_space.py", "pages/interpolate.py", "pages/samples.py", "pages/compare.py", "pages/train.py"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def runs_dir(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("app-runs")
+    mp.setenv("VAE_RUNS_DIR", str(root))
+    st.cache_resource.clear()  # settings() and the registry are read again with this runs folder
+    st.cache_data.clear()
+    yield root
+    mp.undo()
+    st.cache_resource.clear()
+
+
+def open_page(page: str, **state) -> AppTest:
+    """Open a page as a browser would. (AppTest drops sidebar elements written beside st.navigation on
+    reruns, a test-harness quirk; the sidebar is checked on the first run here and in Chromium.)"""
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    if page != PAGES[0]:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def figures(at) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def images(at) -> list[str]:
+    """Media URLs of the page's images: they name a hash of the image's bytes, so they change with the image."""
+    return [img.url for el in at.get("image") for img in el.proto.imgs]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_the_bundled_model(page):
+    at = open_page(page)
+    assert not at.error, [e.value for e in at.error]
+    assert at.session_state["model_key"].startswith("asset:")
+
+
+def test_sidebar_lists_both_bundled_models_and_describes_the_chosen_one():
+    at = open_page(PAGES[0])
+    box = at.sidebar.selectbox(key="model_select")
+    assert box.options == ["Bundled: mnist-5k-z2", "Bundled: mnist-5k-z16"]  # the 2-D model opens first
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "mnist-5k" in captions and "latent" in captions and "test ELBO" in captions
+
+
+def test_latent_map_follows_the_split_and_projection():
+    at = open_page(PAGES[0], model_key="asset:mnist-5k-z2.safetensors")
+    fig = figures(at)[0]
+    assert fig["data"][0]["type"] == "scattergl" and "1,000 test images" in fig["layout"]["title"]["text"]
+    names = {t["name"] for t in fig["data"]}
+    assert {"0", "7", "9"} <= names  # one trace per class: the legend names classes
+    at.radio(key="map_split").set_value("train").run()
+    assert "4,000 train images" in figures(at)[0]["layout"]["title"]["text"]
+    at.toggle(key="map_std").set_value(True).run()
+    assert "error_x" in figures(at)[0]["data"][0]
+
+
+def test_larger_latent_offers_projections_and_shows_pca_while_umap_computes():
+    at = open_page(PAGES[0], model_key="asset:mnist-5k-z16.safetensors")
+    assert at.radio(key="map_method").options == ["PCA", "UMAP", "t-SNE"]
+    assert "(PCA)" in figures(at)[0]["layout"]["title"]["text"]
+    at.radio(key="map_method").set_value("umap").run()
+    assert not at.exception
+    assert any("UMAP" in i.value for i in at.info) or "(UMAP)" in figures(at)[0]["layout"]["title"]["text"]
+
+
+def test_interpolation_frames_run_in_the_browser_and_follow_the_end_points():
+    at = open_page(PAGES[1])
+    frames_fig = figures(at)[0]
+    assert len(frames_fig["frames"]) == 16 and frames_fig["layout"]["sliders"][0]["steps"][0]["method"] == "animate"
+    before = images(at)
+    at.number_input(key="ip_i1").set_value(5).run()
+    assert images(at) != before
+    at.radio(key="ip_kind").set_value("spherical")
+    at.slider(key="ip_steps").set_value(8).run()
+    assert len(figures(at)[0]["frames"]) == 8
+
+
+def test_samples_follow_temperature_and_seed():
+    at = open_page(PAGES[2])
+    before = images(at)
+    assert len(before) == 3  # prior grid, manifold, traversals
+    at.slider(key="s_temp").set_value(0.5).run()
+    after = images(at)
+    assert after[0] != before[0] and after[1:] == before[1:]
+
+
+def test_samples_for_a_larger_latent_slice_along_chosen_dimensions():
+    at = open_page(PAGES[2], model_key="asset:mnist-5k-z16.safetensors")
+    before = images(at)[1]
+    at.selectbox(key="m_dx").set_value(at.selectbox(key="m_dy").value + 1 if at.selectbox(key="m_dy").value < 15 else 0).run()
+    assert images(at)[1] != before
+
+
+def test_compare_shows_metrics_and_says_why_the_same_z_is_not_shown():
+    at = open_page(PAGES[3])
+    table = at.dataframe[0].value
+    assert len(table) == 2 and "test ELBO (nats)" in table.columns
+    assert any(c.startswith("IW log-lik. (K=100, N=500)") for c in table.columns)
+    assert any("same latent size" in i.value for i in at.info)
+    assert len(figures(at)) == 3  # curves + two maps (same data set)
+
+
+def test_train_page_runs_a_job_in_the_background_and_shows_its_curves(runs_dir):
+    at = open_page(PAGES[4])
+    at.selectbox(key="tr_data").set_value("digits")
+    at.text_input(key="tr_hidden").set_value("32")
+    at.number_input(key="tr_epochs").set_value(3)
+    at.text_input(key="tr_name").set_value("apptest-digits")
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    from ui.state import registry
+    job = registry().wait(registry().jobs()[-1].id, timeout=120)
+    assert job.state == "finished", job.message
+    at.run()
+    assert (runs_dir / "apptest-digits" / "model.safetensors").exists()
+    from ui.state import library
+    assert any(f["data"] and "ELBO" in json.dumps(f["layout"]) for f in figures(at))

@@ -1,0 +1,40 @@
+"""Small pieces of page layout shared by several pages."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from vae.checkpoint import Checkpoint
+from vae.explore import display_scale, tile, to_uint8, upscale
+
+
+def show_images(images: np.ndarray, *, ncols: int | None = None, caption: str | None = None,
+                target: int = 84) -> None:
+    """A grid of images at a readable size: tiled, then enlarged nearest-neighbour (never blurred)."""
+    images = np.asarray(images, np.float32)
+    if images.size == 0:
+        return
+    grid = tile(images, ncols)
+    # PNG, not Streamlit's default JPEG: pixel blocks must stay sharp.
+    st.image(to_uint8(upscale(grid, display_scale(images.shape[-2], target))), caption=caption, output_format="PNG")
+
+
+def describe(ck: Checkpoint) -> str:
+    """One line that says where a model came from."""
+    c, d, s = ck.model_config, ck.dataset or {}, ck.summary or {}
+    test = s.get("test_elbo")
+    elbo = f"test ELBO {test:.1f} nats" if isinstance(test, (int, float)) else "test ELBO unknown"
+    hidden = "-".join(str(h) for h in c.hidden)
+    return (f"{d.get('name', 'unknown data')} · {c.arch} {hidden} · latent {c.latent_dim} · "
+            f"{c.likelihood} · {s.get('epochs', '?')} epochs · {elbo}")
+
+
+def explain(title: str, text: str) -> None:
+    """A collapsible teaching note, closed by default so it never crowds the view."""
+    with st.expander(title, expanded=False):
+        st.markdown(text)
+
+
+def fail(message: str) -> None:
+    """One clear sentence in the page, never a traceback."""
+    st.error(message, icon="⚠️")
