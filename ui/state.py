@@ -35,7 +35,6 @@ class Settings:
     read_only: bool  # a classroom: no training, no uploads
     max_jobs: int  # training jobs that run at once; the rest queue
     torch_threads: int
-    data_dir: str | None
 
 
 @st.cache_resource
@@ -45,8 +44,7 @@ def settings() -> Settings:
                     assets=REPO / "assets",
                     read_only=env.get("VAE_READ_ONLY", "").lower() in ("1", "true", "yes"),
                     max_jobs=int(env.get("VAE_MAX_JOBS", "1")),
-                    torch_threads=int(env.get("VAE_TORCH_THREADS", "1")),
-                    data_dir=env.get("VAE_DATA_DIR_OVERRIDE") or None)
+                    torch_threads=int(env.get("VAE_TORCH_THREADS", "1")))
 
 
 @st.cache_resource
@@ -113,7 +111,7 @@ def current_checkpoint() -> Checkpoint | None:
 # -- data and encodings --------------------------------------------------------------------
 @st.cache_resource(max_entries=4, show_spinner="Loading the data set…")
 def _dataset(name: str, source: str, _ck: Checkpoint) -> Dataset:
-    return checkpoint_dataset(_ck, settings().data_dir)
+    return checkpoint_dataset(_ck)  # IDX sets are found via $VAE_DATA_DIR or Debian's package
 
 
 def dataset_for(ck: Checkpoint) -> Dataset:

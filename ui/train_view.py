@@ -42,7 +42,7 @@ def _save_training_upload(file) -> str:
 
 def settings_form() -> JobSpec | None:
     """The run's settings; returns a spec when the user presses Start and everything is valid."""
-    names = [d["name"] for d in available_datasets(state.settings().data_dir) if d["available"]]
+    names = [d["name"] for d in available_datasets() if d["available"]]
     with st.form("train_form"):
         c1, c2, c3, c4 = st.columns(4)
         dataset = c1.selectbox("Data set", names + [UPLOAD], key="tr_data")
@@ -67,7 +67,7 @@ def settings_form() -> JobSpec | None:
         if source == UPLOAD:
             raise DataError("choose a data file to upload first.")
         run_name = name.strip() or f"{dataset if dataset != UPLOAD else 'upload'}-z{latent}-{time.strftime('%m%d-%H%M%S')}"
-        return JobSpec(run_name=run_name, dataset=source, data_dir=state.settings().data_dir,
+        return JobSpec(run_name=run_name, dataset=source,
                        model={"arch": arch, "latent_dim": int(latent), "hidden": parse_hidden(hidden),
                               "likelihood": likelihood},
                        train=TrainConfig(epochs=int(epochs), batch_size=int(batch), lr=float(lr), estimator=estimator,
@@ -141,7 +141,7 @@ def resume_controls(run_name: str) -> Checkpoint | None:
         total = int(c1.number_input("Continue to epoch", done + 1, 100_000, done + 10, key=f"tr_to_{run_name}"))
         if c2.button(f"Resume {run_name} from epoch {done}", key=f"tr_resume_{run_name}"):
             info = ck.dataset or {}
-            submit(JobSpec(run_name=run_name, resume=True, data_dir=state.settings().data_dir,
+            submit(JobSpec(run_name=run_name, resume=True,
                            dataset=info.get("name") if info.get("name") in BUILTIN_DATASETS else str(info.get("source")),
                            model={k: v for k, v in ck.model_config.to_dict().items() if k != "image_shape"},
                            train=TrainConfig.from_dict({**ck.train_config, "epochs": total})))
