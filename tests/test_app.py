@@ -134,3 +134,43 @@ def test_train_page_runs_a_job_in_the_background_and_shows_its_curves(runs_dir):
     assert (runs_dir / "apptest-digits" / "model.safetensors").exists()
     from ui.state import library
     assert any(f["data"] and "ELBO" in json.dumps(f["layout"]) for f in figures(at))
+
+
+@pytest.fixture(scope="module")
+def odd_runs(runs_dir):
+    """A 1-D latent on 8x8 digits, and a checkpoint whose data set is not on this machine."""
+    from vae.checkpoint import save_checkpoint
+    from vae.data import load_dataset
+    from vae.model import ModelConfig, build_model
+    from vae.train import TrainConfig, train_run
+    digits = load_dataset("digits")
+    train_run(runs_dir / "digits-z1", digits, ModelConfig(image_shape=(8, 8), latent_dim=1, hidden=(32,)),
+              TrainConfig(epochs=2))
+    (runs_dir / "elsewhere").mkdir()
+    save_checkpoint(runs_dir / "elsewhere" / "model.safetensors",
+                    build_model(ModelConfig(image_shape=(28, 28), latent_dim=2, hidden=(16,))),
+                    dataset={"name": "mnist", "image_shape": [28, 28]}, summary={"epochs": 0})
+    return runs_dir
+
+
+@pytest.mark.parametrize("page", PAGES[:3])
+def test_a_1d_latent_on_8x8_digits_is_handled_on_every_page(odd_runs, page):
+    at = open_page(page, model_key="run:digits-z1")
+    assert not at.error, [e.value for e in at.error]
+    if page == PAGES[2]:
+        assert any("at least two dimensions" in i.value for i in at.info)
+        assert len(images(at)) == 2  # prior samples and the single traversal row
+
+
+@pytest.mark.parametrize("page", PAGES[:2])
+def test_missing_data_is_named_with_where_to_get_it(odd_runs, page, monkeypatch):
+    monkeypatch.delenv("VAE_DATA_DIR", raising=False)
+    at = open_page(page, model_key="run:elsewhere")
+    text = " ".join(w.value for w in at.warning)
+    assert "MNIST" in text and "--data-dir" in text and not at.exception
+
+
+def test_compare_says_why_maps_are_not_side_by_side_for_different_data(odd_runs):
+    at = open_page(PAGES[3], cmp_keys=["asset:mnist-5k-z2.safetensors", "run:digits-z1"])
+    infos = " ".join(i.value for i in at.info)
+    assert "same data set" in infos and "same latent size" in infos

@@ -120,3 +120,24 @@ def test_bad_training_config_is_refused(bad):
 def test_a_model_for_other_images_is_refused(tmp_path, mnist5k):
     with pytest.raises(ConfigError, match="expects"):
         train_run(tmp_path / "r", mnist5k, ModelConfig(image_shape=(8, 8)), TrainConfig(epochs=1))
+
+
+def test_resume_from_another_devices_generator_state_goes_on(tmp_path, mnist5k):
+    """A CUDA generator's state (16 bytes) cannot seed a CPU generator: resume reseeds instead of failing."""
+    from vae.checkpoint import load_resume_state, save_resume_state
+    mc = model_config(mnist5k)
+    train_run(tmp_path / "r", mnist5k, mc, TrainConfig(epochs=1))
+    state = load_resume_state(tmp_path / "r" / "resume.safetensors")
+    class CudaLikeGenerator:  # a CUDA generator's state is 16 bytes; a CPU generator's is 5056
+        def get_state(self):
+            return torch.zeros(16, dtype=torch.uint8)
+
+    foreign = CudaLikeGenerator()
+    opt = torch.optim.Adam(state.model.parameters())
+    opt.load_state_dict(state.optimizer_state)
+    shuffle = torch.Generator()
+    shuffle.set_state(state.generator_states["shuffle"])
+    save_resume_state(tmp_path / "r" / "resume.safetensors", state.model, opt, step=state.step, epoch=state.epoch,
+                      generators={"shuffle": shuffle, "noise": foreign}, train_config=state.train_config)
+    result = train_run(tmp_path / "r", mnist5k, mc, TrainConfig(epochs=2), resume=True)
+    assert result.status == "finished" and result.epochs == 2

@@ -180,8 +180,13 @@ class Trainer:
         self.optimizer.load_state_dict(state.optimizer_state)
         for group in self.optimizer.param_groups:  # a resumed run may ask for another learning rate
             group["lr"] = self.config.lr
-        self.shuffle_gen.set_state(state.generator_states["shuffle"])
-        self.noise_gen.set_state(state.generator_states["noise"].to(self.noise_gen.get_state().device))
+        self.shuffle_gen.set_state(state.generator_states["shuffle"])  # always a CPU generator
+        try:
+            self.noise_gen.set_state(state.generator_states["noise"])
+        except RuntimeError:
+            # Saved on another device (CUDA and CPU generator states differ): the run goes on with a
+            # fresh stream, seeded from the step, so it stays repeatable but not identical to one device.
+            self.noise_gen.manual_seed(self.config.seed + 1 + state.step)
         self.step, self.epoch = state.step, state.epoch
         if self.run is not None:
             truncate_metrics(self.run.metrics, self.step)

@@ -1,0 +1,400 @@
+"""The app in a real browser: `streamlit run app.py` driven by headless Chromium through Playwright.
+
+What AppTest cannot see is checked here: Plotly actually draws (SVG and WebGL), the interpolation
+slider runs in the browser without asking the server, a lasso on the WebGL map reaches Python, and a
+training run started from the form reports progress and lands in the sidebar.
+
+Set VAE_SCREENSHOTS=<folder> to save one full-page PNG per page there (bench/screenshots.sh makes
+the README's docs/screenshots/ this way).
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, require
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - the [test] extra installs it
+    sync_playwright = None
+
+pytestmark = pytest.mark.browser
+
+VIEWPORT = {"width": 1400, "height": 1000}
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+RUN_NAME = "browser-run"
+
+# url_path as Streamlit derives it from st.Page("pages/<name>.py") in app.py: the file name without
+# ".py"; the default page (Latent space) is served at the root.
+# (url path, header the page writes, the title of its closing "explain" expander: the script's last element)
+PAGES = {
+    "latent-space": ("", "Latent space", "What is this map?"),
+    "interpolate": ("interpolate", "Interpolate", "Why interpolate in the latent space?"),
+    "samples": ("samples", "Samples", "What are these pictures?"),
+    "compare": ("compare", "Compare checkpoints", "Reading the table"),
+    "train": ("train", "Train", "What happens during training?"),
+}
+
+
+# -- the server and the browser ----------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class App:
+    def __init__(self, url: str, log: Path, runs: Path):
+        self.url, self.log, self.runs = url, log, runs
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    require(sync_playwright is not None, "the playwright Python package is not installed (pip install -e '.[test]')")
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    require(Path(path).exists(), "Chromium is not installed (Debian: apt-get install chromium); "
+                                 "the browser tests drive the system Chromium, never a downloaded one")
+    return path
+
+
+@pytest.fixture(scope="module")
+def app(chromium, tmp_path_factory) -> App:
+    """`streamlit run app.py` on a free port with an empty runs folder; killed (its whole group) at teardown."""
+    tmp = tmp_path_factory.mktemp("browser-app")
+    runs = tmp / "runs"
+    runs.mkdir()
+    port = _free_port()
+    env = {**os.environ, "VAE_RUNS_DIR": str(runs), "OMP_NUM_THREADS": "1"}
+    log_path = tmp / "streamlit.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "127.0.0.1"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = App(f"http://127.0.0.1:{port}", log_path, runs)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with code {proc.returncode}:\n{server.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as r:
+                    if r.read().decode().strip() == "ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer /_stcore/health within 60 s:\n{server.log_tail()}")
+            time.sleep(0.25)
+        yield server
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app):
+    """A fresh browser context (a new Streamlit session) that records the app's websocket traffic."""
+    context = browser.new_context(viewport=VIEWPORT)
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    frames: list[tuple[str, float]] = []
+
+    def on_websocket(ws):
+        if "/_stcore/stream" in ws.url:
+            ws.on("framesent", lambda _: frames.append(("sent", time.monotonic())))
+            ws.on("framereceived", lambda _: frames.append(("received", time.monotonic())))
+
+    pg.on("websocket", on_websocket)
+    pg.ws_frames = frames  # read by the tests
+    yield pg
+    context.close()
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def open_page(page, app: App, name: str):
+    """Load a page and wait until its script has run to the end (its closing expander is drawn)."""
+    path, header, closing = PAGES[name]
+    page.goto(f"{app.url}/{path}")
+    main = page.locator('[data-testid="stMain"]')
+    main.locator('[data-testid="stExpander"]').filter(has_text=closing).wait_for(timeout=90_000)
+    heading = main.locator("h2").first.inner_text().strip()
+    assert heading == header, f"/{path} shows {heading!r}, not the {header} page"
+    return main
+
+
+def assert_no_errors(page, app: App) -> None:
+    exceptions = page.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, (f"exception box: {exceptions.all_inner_texts()}\n"
+                                     f"server log:\n{app.log_tail()}")
+    errors = page.locator('[data-testid="stAlert"]').filter(has=page.locator('[data-testid="stAlertContentError"]'))
+    assert errors.count() == 0, f"error alerts: {errors.all_inner_texts()}"
+
+
+def assert_sidebar(page) -> None:
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    model = sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Model")
+    model.wait_for()
+    assert model.locator('[data-testid="stWidgetLabel"]').inner_text().strip() == "Model"
+    assert "Bundled: mnist-5k-z2" in model.inner_text()  # the app opens on the 2-D bundled model
+    download = sidebar.locator('[data-testid="stDownloadButton"]')
+    assert download.inner_text().strip() == "Download checkpoint"
+    assert download.locator("button").is_enabled()
+
+
+def wait_for_plots(page, at_least: int = 1) -> None:
+    """Plotly has drawn `at_least` charts in the main area (their SVG exists and has a size)."""
+    page.wait_for_function(
+        """n => [...document.querySelectorAll('[data-testid="stMain"] div.stPlotlyChart .main-svg')]
+                 .filter(s => s.getBoundingClientRect().width > 0).length >= n""", arg=at_least, timeout=60_000)
+
+
+def wait_for_images(page, at_least: int = 1) -> None:
+    """`at_least` images in the main area, every one decoded (naturalWidth > 0)."""
+    page.wait_for_function(
+        """n => { const imgs = [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stImage"] img')];
+                  return imgs.length >= n && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
+        arg=at_least, timeout=60_000)
+
+
+def screenshot(page, name: str) -> None:
+    """With VAE_SCREENSHOTS set, save the whole page (Streamlit scrolls inside <main>, so the viewport
+    is stretched to the content's height for the picture, then put back)."""
+    folder = os.environ.get("VAE_SCREENSHOTS")
+    if not folder:
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], int(height))})
+    page.wait_for_timeout(800)  # Plotly relayouts on resize
+    page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+    page.set_viewport_size(VIEWPORT)
+
+
+# -- a. every page loads -----------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(PAGES))
+def test_page_loads_draws_and_shows_the_sidebar(page, app, name):
+    main = open_page(page, app, name)
+    if name == "samples":
+        wait_for_images(page, 3)  # prior samples, the manifold grid, traversals
+    elif name == "train":
+        main.get_by_role("button", name="Start training").wait_for()
+        if not list(app.runs.glob("*/model.safetensors")):
+            assert main.get_by_text("No runs yet").is_visible()
+    else:
+        wait_for_plots(page, {"compare": 3}.get(name, 1))  # compare: curves and two maps
+        if name == "interpolate":
+            wait_for_images(page, 1)  # the whole path
+    assert_no_errors(page, app)
+    assert_sidebar(page)
+    if name in ("samples", "compare"):  # the other pages are photographed in their interactive state below
+        screenshot(page, name)
+
+
+# -- b. the interpolation slider runs in the browser ------------------------------------------
+LATENCY_PROBE = """plot => {
+  const href = () => { const i = plot.querySelector('g.hm image');
+                       return i ? (i.getAttribute('href') || i.getAttribute('xlink:href')) : null; };
+  const probe = window.__probe = {href, t0: null, last: href(), latencies: [], statusSeen: false};
+  // the click starts the clock; the first change of the heatmap's image stops it (after the next frame)
+  document.addEventListener('mousedown', () => { probe.t0 = performance.now(); probe.last = href(); }, true);
+  new MutationObserver(() => {
+    if (probe.t0 === null) return;
+    const h = href();
+    if (h && h !== probe.last) {
+      const t0 = probe.t0; probe.t0 = null; probe.last = h;
+      requestAnimationFrame(() => probe.latencies.push(performance.now() - t0));
+    }
+  }).observe(plot, {subtree: true, childList: true, attributes: true, attributeFilter: ['href', 'xlink:href']});
+  // Streamlit's "Running..." widget appears only while the server runs the script
+  new MutationObserver(() => {
+    if (document.querySelector('[data-testid="stStatusWidget"]')) probe.statusSeen = true;
+  }).observe(document.body, {subtree: true, childList: true});
+}"""
+
+
+@pytest.mark.slow
+def test_interpolation_slider_redraws_in_the_browser_without_a_rerun(page, app):
+    main = open_page(page, app, "interpolate")
+    wait_for_plots(page, 2)
+    chart = main.locator("div.stPlotlyChart").filter(has=page.locator(".slider-container"))
+    assert chart.count() == 1, "the frames figure should carry Plotly's own slider"
+    plot = chart.locator(".js-plotly-plot")
+    ticks = chart.locator("rect.slider-tick-rect")
+    n = ticks.count()
+    assert n == 16, f"the slider should have one step per frame (16 by default), found {n}"
+    assert chart.locator("g.hm image").count() == 1, "the frame is drawn as a heatmap image"
+    rail = chart.locator("rect.slider-rail-rect").bounding_box()
+    current = chart.locator("g.slider-group > text.slider-label")
+
+    page.wait_for_timeout(1000)  # let the page settle: no more messages from the first run
+    assert any(kind == "received" for kind, _ in page.ws_frames), "the websocket recorder saw nothing"
+    frames_before = len(page.ws_frames)
+    plot.evaluate(LATENCY_PROBE)
+    first = page.evaluate("() => window.__probe.href()")
+
+    seen = {0: first}
+    for k, step in enumerate([5, 10, 15, 3, 8, 12, 0, 14, 7]):
+        before = page.evaluate("() => window.__probe.href()")
+        box = ticks.nth(step).bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, rail["y"] + rail["height"] / 2)
+        page.wait_for_function("k => window.__probe.latencies.length > k", arg=k, timeout=5000)
+        after = page.evaluate("() => window.__probe.href()")
+        assert after != before, f"moving the slider to step {step} did not change the image"
+        assert current.inner_text().strip() == f"t = {step / (n - 1):.2f}"
+        if step in seen:
+            assert after == seen[step], f"step {step} drew a different image the second time"
+        seen[step] = after
+    assert len(set(seen.values())) == len(seen), "every step along the path should decode to its own image"
+
+    page.wait_for_timeout(1000)  # a rerun, had one been asked for, would have started by now
+    during = page.ws_frames[frames_before:]
+    assert not during, f"moving the slider talked to the server ({len(during)} websocket frames): it reran the script"
+    assert not page.evaluate("() => window.__probe.statusSeen"), "Streamlit's running indicator appeared"
+
+    latencies = page.evaluate("() => window.__probe.latencies")
+    median = statistics.median(latencies)
+    print(f"slider->image median {median:.1f} ms (min {min(latencies):.1f}, max {max(latencies):.1f}, "
+          f"n = {len(latencies)})")
+    assert max(latencies) < 2000, f"slider->image took {max(latencies):.0f} ms"
+    assert_no_errors(page, app)
+    screenshot(page, "interpolate")  # mid-path: t = 0.47
+
+
+# -- c. a training run from the form ----------------------------------------------------------
+TRAIN_PROBE = """() => {
+  const log = window.__trainlog = [];
+  const t0 = performance.now();
+  const snap = () => {
+    const prog = document.querySelector('[data-testid="stMain"] [data-testid="stProgress"]');
+    const text = prog ? prog.innerText.trim() : null;
+    let pts = null;  // points in the ELBO subplot (its traces live on axis x)
+    for (const gd of document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')) {
+      const traces = (gd._fullData || []).filter(t => t.xaxis === 'x' && t.x);
+      if (traces.length) pts = traces.reduce((s, t) => s + t.x.length, 0);
+    }
+    const last = log[log.length - 1];
+    if (!last || last.text !== text || last.pts !== pts) log.push({t: Math.round(performance.now() - t0), text, pts});
+  };
+  new MutationObserver(snap).observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+
+
+@pytest.mark.slow
+def test_training_from_the_form_reports_progress_and_adds_the_run(page, app):
+    main = open_page(page, app, "train")
+    main.locator('[data-testid="stSelectbox"]').filter(has_text="Data set").click()
+    page.get_by_role("option", name="digits", exact=True).click()
+
+    def field(label):
+        return main.get_by_role("textbox", name=label, exact=True).or_(main.get_by_role("spinbutton", name=label, exact=True))
+
+    field("Hidden widths").fill("32")
+    field("Epochs").fill("5")
+    field("Batch size").fill("8")  # 225 steps an epoch: a few seconds, long enough to watch it grow
+    field("Run name").fill(RUN_NAME)
+    page.evaluate(TRAIN_PROBE)
+    main.get_by_role("button", name="Start training").click()
+
+    page.wait_for_function(
+        """() => { const L = window.__trainlog;
+                   const i = L.findIndex(e => e.text && /^(Training|Waiting)/.test(e.text));
+                   return i >= 0 && L.slice(i).some(e => e.text && e.text.startsWith('Finished')); }""",
+        timeout=120_000)
+    log = page.evaluate("() => window.__trainlog")
+    start = next(i for i, e in enumerate(log) if e["text"] and e["text"].startswith(("Training", "Waiting")))
+    run = log[start:]
+    texts = [e["text"] for e in run if e["text"]]
+    print("progress:", " | ".join(dict.fromkeys(texts)))
+    assert texts[-1].startswith("Finished"), texts
+    pts = [e["pts"] for e in run if e["pts"] is not None]
+    grew = any(b > a for a, b in zip(pts, pts[1:]))
+    training_texts = {t for t in texts if t.startswith("Training")}
+    assert grew or len(training_texts) >= 2, f"neither the curves nor the progress moved while training: {run}"
+
+    # once finished, the app reruns: the curves stay, with every epoch, and the run joins the sidebar
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')]
+        .some(gd => (gd._fullData || []).some(t => t.name === 'test (epoch)' && t.x && t.x.length === 5))""",
+                           timeout=30_000)
+    assert (app.runs / RUN_NAME / "model.safetensors").is_file()
+    model = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(has_text="Model")
+    option = page.get_by_role("option", name=f"Run: {RUN_NAME}", exact=True)
+    for attempt in range(2):
+        model.click()
+        try:
+            option.wait_for(timeout=10_000)
+            break
+        except Exception:
+            if attempt:
+                raise
+            page.keyboard.press("Escape")
+            open_page(page, app, "train")  # a reload reads the runs folder afresh
+    page.keyboard.press("Escape")
+    assert_no_errors(page, app)
+    wait_for_images(page, 1)  # the last epoch's preview
+    screenshot(page, "train")
+
+
+# -- d. a lasso on the WebGL map ----------------------------------------------------------------
+@pytest.mark.slow
+def test_lasso_on_the_webgl_map_shows_originals_and_reconstructions(page, app):
+    main = open_page(page, app, "latent-space")
+    wait_for_plots(page, 1)
+    chart = main.locator("div.stPlotlyChart").first
+    assert chart.locator(".gl-container canvas").count() >= 1, "the map should be drawn with WebGL"
+    assert chart.locator(".js-plotly-plot").evaluate("gd => gd._fullData[0].type") == "scattergl"
+    assert main.locator('[data-testid="stImage"]').count() == 0
+
+    drag = chart.locator(".nsewdrag").first.bounding_box()
+    cx, cy = drag["x"] + drag["width"] / 2, drag["y"] + drag["height"] / 2
+    r = min(drag["width"], drag["height"]) * 0.15
+    page.mouse.move(cx + r, cy)  # the map's drag mode is lasso: draw a loop round the middle
+    page.mouse.down()
+    for k in range(1, 41):
+        a = 2 * math.pi * k / 40
+        page.mouse.move(cx + r * math.cos(a), cy + r * math.sin(a))
+    page.mouse.up()
+
+    heading = main.locator("h3").filter(has_text="selected: originals")
+    heading.wait_for(timeout=60_000)
+    count = int(heading.inner_text().split()[0])
+    assert 1 <= count <= 32, heading.inner_text()
+    wait_for_images(page, 1)
+    labels = main.get_by_text("Labels:")
+    assert len(labels.inner_text().removeprefix("Labels:").split(",")) == count
+    assert_no_errors(page, app)
+    screenshot(page, "latent-space")
