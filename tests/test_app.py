@@ -174,3 +174,18 @@ def test_compare_says_why_maps_are_not_side_by_side_for_different_data(odd_runs)
     at = open_page(PAGES[3], cmp_keys=["asset:mnist-5k-z2.safetensors", "run:digits-z1"])
     infos = " ".join(i.value for i in at.info)
     assert "same data set" in infos and "same latent size" in infos
+
+
+def test_read_only_mode_hides_training_and_uploads(monkeypatch):
+    monkeypatch.setenv("VAE_READ_ONLY", "1")
+    st.cache_resource.clear()
+    try:
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+        at.run()
+        assert not at.exception
+        assert not at.get("file_uploader"), "read-only mode must offer no upload"
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            at.switch_page("pages/train.py").run()  # not in the navigation at all
+    finally:
+        monkeypatch.delenv("VAE_READ_ONLY")
+        st.cache_resource.clear()

@@ -99,6 +99,8 @@ class RunLock:
             with os.fdopen(fd, "w") as f:
                 f.write(f"{os.getpid()}\n")
             self.held = True
+            for tmp in self.path.parent.glob(".*.tmp"):  # left by a writer killed mid-write; we own the folder now
+                tmp.unlink(missing_ok=True)
             return
         raise RunError(f"could not lock {self.path.parent}; remove {self.path} if no run is using it.")
 
