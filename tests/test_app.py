@@ -189,3 +189,12 @@ def test_read_only_mode_hides_training_and_uploads(monkeypatch):
     finally:
         monkeypatch.delenv("VAE_READ_ONLY")
         st.cache_resource.clear()
+
+
+def test_a_link_opens_the_model_it_names_and_the_url_follows_the_choice():
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.query_params["model"] = "asset:mnist-5k-z16.safetensors"
+    at.run()
+    assert at.session_state["model_key"] == "asset:mnist-5k-z16.safetensors"
+    at.sidebar.selectbox(key="model_select").set_value("asset:mnist-5k-z2.safetensors").run()
+    assert at.query_params["model"] == "asset:mnist-5k-z2.safetensors"

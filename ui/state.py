@@ -95,11 +95,16 @@ def open_checkpoint(key: str) -> Checkpoint:
 
 
 def current_key() -> str | None:
+    """This session's model: its own choice, else the link's `?model=` (a run or a bundled file), else the default.
+    The choice is mirrored into the URL so the link can be handed on."""
     keys = library()
     key = st.session_state.get("model_key")
     if key not in keys:
-        key = next(iter(keys), None)
+        linked = st.query_params.get("model")
+        key = linked if linked in keys and not linked.startswith("upload:") else next(iter(keys), None)
         st.session_state.model_key = key
+    if key and not key.startswith("upload:") and st.query_params.get("model") != key:
+        st.query_params["model"] = key  # uploads stay private: they never appear in a link
     return key
 
 
