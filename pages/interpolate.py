@@ -68,7 +68,7 @@ with right:
             st.rerun()
 
 st.subheader("The whole path")
-show_images(np.concatenate([enc.x[[start]], frames, enc.x[[end]]]), ncols=steps + 2,
+show_images(np.concatenate([enc.images(start), frames, enc.images(end)]), ncols=steps + 2,
             caption="original start · decoded path · original end", target=56)
 
 explain("Why interpolate in the latent space?", """

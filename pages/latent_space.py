@@ -36,7 +36,7 @@ chosen = [int(p["customdata"]) for p in (event.selection.points if event else []
 if chosen:
     chosen = chosen[:32]
     st.subheader(f"{len(chosen)} selected: originals (top) and reconstructions (bottom)")
-    x = enc.x[chosen]
+    x = enc.images(chosen)
     show_images(np.concatenate([x, reconstruct(ck.model, x)]), ncols=len(chosen))
     if enc.labels is not None:
         st.caption("Labels: " + ", ".join(data.label_name(int(enc.labels[i])) for i in chosen))

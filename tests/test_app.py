@@ -198,3 +198,12 @@ def test_a_link_opens_the_model_it_names_and_the_url_follows_the_choice():
     assert at.session_state["model_key"] == "asset:mnist-5k-z16.safetensors"
     at.sidebar.selectbox(key="model_select").set_value("asset:mnist-5k-z2.safetensors").run()
     assert at.query_params["model"] == "asset:mnist-5k-z2.safetensors"
+
+
+def test_an_encoding_of_both_splits_finds_images_without_copying_them():
+    import numpy as np
+    from ui.state import Encoding
+    train, test = np.arange(3 * 4).reshape(3, 2, 2), 100 + np.arange(2 * 4).reshape(2, 2, 2)
+    enc = Encoding(mu=np.zeros((5, 2)), logvar=np.zeros((5, 2)), labels=None, parts=(train, test))
+    np.testing.assert_array_equal(enc.images([0, 2, 3, 4]), np.stack([train[0], train[2], test[0], test[1]]))
+    assert enc.parts[0] is train and len(enc) == 5

@@ -9,6 +9,7 @@ the README's docs/screenshots/ this way).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -76,46 +77,45 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def app(chromium, tmp_path_factory) -> App:
-    """`streamlit run app.py` on a free port with an empty runs folder; killed (its whole group) at teardown."""
-    tmp = tmp_path_factory.mktemp("browser-app")
+@contextlib.contextmanager
+def running_app(tmp: Path):
+    """`streamlit run app.py` on a free port with an empty runs folder; killed (its whole group) on exit."""
     runs = tmp / "runs"
     runs.mkdir()
     port = _free_port()
     env = {**os.environ, "VAE_RUNS_DIR": str(runs), "OMP_NUM_THREADS": "1"}
     log_path = tmp / "streamlit.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "127.0.0.1"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    server = App(f"http://127.0.0.1:{port}", log_path, runs)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with code {proc.returncode}:\n{server.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as r:
-                    if r.read().decode().strip() == "ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not answer /_stcore/health within 60 s:\n{server.log_tail()}")
-            time.sleep(0.25)
-        yield server
-    finally:
+    with open(log_path, "wb") as log:
+        # No file watcher: nothing is edited under test, and watching the repository (its .venv too) costs CPU.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.headless", "true", "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        server = App(f"http://127.0.0.1:{port}", log_path, runs)
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
-        log.close()
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"streamlit exited with code {proc.returncode}:\n{server.log_tail()}")
+                try:
+                    with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as r:
+                        if r.read().decode().strip() == "ok":
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"streamlit did not answer /_stcore/health within 60 s:\n{server.log_tail()}")
+                time.sleep(0.25)
+            yield server
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=15)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +124,19 @@ def browser(chromium):
         b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="module")
+def app(browser, tmp_path_factory) -> App:
+    """The app shared by the page tests. It is opened once at its root first: a fresh server that is
+    first asked for a deep link runs the page without app.py (see the deep-link test below)."""
+    with running_app(tmp_path_factory.mktemp("browser-app")) as server:
+        context = browser.new_context(viewport=VIEWPORT)
+        warm = context.new_page()
+        warm.goto(server.url)
+        warm.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Model").wait_for(timeout=90_000)
+        context.close()
+        yield server
 
 
 @pytest.fixture
@@ -167,10 +180,9 @@ def assert_no_errors(page, app: App) -> None:
 
 def assert_sidebar(page) -> None:
     sidebar = page.locator('[data-testid="stSidebar"]')
-    model = sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Model")
+    model = sidebar.get_by_role("combobox", name="Model", exact=True)
     model.wait_for()
-    assert model.locator('[data-testid="stWidgetLabel"]').inner_text().strip() == "Model"
-    assert "Bundled: mnist-5k-z2" in model.inner_text()  # the app opens on the 2-D bundled model
+    assert model.input_value() == "Bundled: mnist-5k-z2"  # the app opens on the 2-D bundled model
     download = sidebar.locator('[data-testid="stDownloadButton"]')
     assert download.inner_text().strip() == "Download checkpoint"
     assert download.locator("button").is_enabled()
@@ -351,7 +363,7 @@ def test_training_from_the_form_reports_progress_and_adds_the_run(page, app):
         .some(gd => (gd._fullData || []).some(t => t.name === 'test (epoch)' && t.x && t.x.length === 5))""",
                            timeout=30_000)
     assert (app.runs / RUN_NAME / "model.safetensors").is_file()
-    model = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(has_text="Model")
+    model = page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Model", exact=True)
     option = page.get_by_role("option", name=f"Run: {RUN_NAME}", exact=True)
     for attempt in range(2):
         model.click()
@@ -398,3 +410,26 @@ def test_lasso_on_the_webgl_map_shows_originals_and_reconstructions(page, app):
     assert len(labels.inner_text().removeprefix("Labels:").split(",")) == count
     assert_no_errors(page, app)
     screenshot(page, "latent-space")
+
+
+# -- e. a deep link is the first request a fresh server sees -----------------------------------
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "app bug: a folder named pages/ beside app.py puts Streamlit in its legacy multipage mode until the "
+    "first st.navigation() call of the process, so a fresh server's first visitor of /samples gets "
+    "pages/samples.py run alone (no sidebar, file names as navigation). Fix: rename pages/ (e.g. to "
+    "views/) and the st.Page paths in app.py; then drop this marker."))
+def test_a_deep_link_opened_first_on_a_fresh_server_runs_app_py(browser, tmp_path):
+    with running_app(tmp_path) as server:
+        context = browser.new_context(viewport=VIEWPORT)
+        try:
+            page = context.new_page()
+            page.goto(f"{server.url}/samples")
+            main = page.locator('[data-testid="stMain"]')
+            main.locator('[data-testid="stExpander"]').filter(has_text="What are these pictures?").wait_for(timeout=90_000)
+            nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+            assert "Latent space" in nav and "app" not in nav.split(), f"navigation from file names: {nav!r}"
+            assert page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Model").count() == 1, \
+                "no Model selector: app.py did not run"
+        finally:
+            context.close()

@@ -128,8 +128,18 @@ def dataset_for(ck: Checkpoint) -> Dataset:
 class Encoding:
     mu: np.ndarray  # [N, D] posterior means
     logvar: np.ndarray  # [N, D]
-    x: np.ndarray  # [N, H, W] the images encoded
     labels: np.ndarray | None
+    parts: tuple[np.ndarray, ...]  # the data set's own image arrays, in order (never copied)
+
+    def images(self, rows) -> np.ndarray:
+        """Images of the given rows, looked up in the data set's arrays."""
+        offsets = np.cumsum([0] + [len(p) for p in self.parts])
+        rows = np.atleast_1d(np.asarray(rows))
+        part = np.searchsorted(offsets, rows, side="right") - 1
+        return np.stack([self.parts[k][r - offsets[k]] for k, r in zip(part, rows)])
+
+    def __len__(self) -> int:
+        return len(self.mu)
 
 
 SPLITS = ("test", "train", "all")
@@ -137,15 +147,14 @@ SPLITS = ("test", "train", "all")
 
 @st.cache_resource(max_entries=8, show_spinner="Encoding the data set…")
 def _encode(sha256: str, split: str, _ck: Checkpoint, _data: Dataset) -> Encoding:
-    parts = {"test": [(_data.x_test, _data.y_test)], "train": [(_data.x_train, _data.y_train)]}
-    parts["all"] = parts["train"] + parts["test"]
-    x = np.concatenate([p[0] for p in parts[split]]) if split == "all" else parts[split][0][0]
-    ys = [p[1] for p in parts[split]]
-    labels = None if any(y is None for y in ys) else (np.concatenate(ys) if split == "all" else ys[0])
-    mu, logvar = posterior_stats(_ck.model, x)
-    for arr in (mu, logvar):
+    splits = {"test": [(_data.x_test, _data.y_test)], "train": [(_data.x_train, _data.y_train)]}
+    parts = splits["train"] + splits["test"] if split == "all" else splits[split]
+    ys = [y for _, y in parts]
+    labels = None if any(y is None for y in ys) else np.concatenate(ys)
+    mu, logvar = map(np.concatenate, zip(*(posterior_stats(_ck.model, x) for x, _ in parts)))
+    for arr in (mu, logvar) + ((labels,) if labels is not None else ()):
         arr.setflags(write=False)  # shared by every session
-    return Encoding(mu=mu, logvar=logvar, x=x, labels=labels)
+    return Encoding(mu=mu, logvar=logvar, labels=labels, parts=tuple(x for x, _ in parts))
 
 
 def encoding(ck: Checkpoint, split: str = "test") -> Encoding:

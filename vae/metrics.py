@@ -59,10 +59,9 @@ def iw_log_likelihood_mean(model: VAE, x, k: int, *, batch_size: int = 100, seed
 def posterior_stats(model: VAE, x, *, batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and log variances for every row of x: two float32 arrays [N, D]."""
     device = next(model.parameters()).device
-    x = as_tensor(x, device)
     mus, logvars = [], []
-    for xb in _batches(x, batch_size):
-        mu, logvar = model.encode(xb)
+    for xb in _batches(x, batch_size):  # converted batch by batch: 70k images never exist twice
+        mu, logvar = model.encode(as_tensor(xb, device))
         mus.append(mu.float().cpu())
         logvars.append(logvar.float().cpu())
     return torch.cat(mus).numpy(), torch.cat(logvars).numpy()
