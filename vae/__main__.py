@@ -93,9 +93,10 @@ def _configs(args):
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
+    from . import distributed
     from .data import load_dataset
     from .model import ModelConfig
-    from .train import train_run
+    from .train import resolve_device, train_run
 
     model_kw, train_config = _configs(args)
     data = load_dataset(args.dataset, data_dir=args.data_dir)
@@ -103,7 +104,9 @@ def cmd_train(args) -> int:
                                likelihood=args.likelihood, gaussian_std=args.gaussian_std, **model_kw)
     for note in data.notes:
         print(f"note: {note}", file=sys.stderr)
-    bar = tqdm(total=1000, desc=f"training {data.name}", unit="‰", file=sys.stderr, disable=None,
+    dist = distributed.init(resolve_device(args.device))  # a no-op unless started by torchrun
+    bar = tqdm(total=1000, desc=f"training {data.name}", unit="‰", file=sys.stderr,
+               disable=None if dist.is_main else True,
                bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
 
     def on_event(event):
@@ -118,13 +121,17 @@ def cmd_train(args) -> int:
     stop = threading.Event()
     try:
         result = train_run(args.out, data, model_config, train_config, resume=args.resume, callbacks=[on_event],
-                           device=args.device, threads=args.threads, stop_event=stop)
+                           threads=args.threads, stop_event=stop, dist=dist)
     except KeyboardInterrupt:
         bar.close()
         print("error: interrupted; the checkpoint of the last finished epoch is kept (continue with --resume).",
               file=sys.stderr)
         return 130
+    finally:
+        distributed.shutdown(dist)
     bar.close()
+    if not dist.is_main:
+        return 0 if result.status != "diverged" else 3
     summary = result.summary()
     print(json.dumps({"samples_per_s": summary["samples_per_s"], "train_elbo": result.train_elbo,
                       "test_elbo": result.test_elbo, "seconds": summary["seconds"], "epochs": result.epochs,

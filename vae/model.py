@@ -240,17 +240,22 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor | float = 0.0, logvar: torch.Te
 
 
 def elbo_parts(model: VAE, x: torch.Tensor, *, estimator: str = "B", n_samples: int = 1,
-               beta: float = 1.0, generator: torch.Generator | None = None) -> ELBOParts:
+               beta: float = 1.0, generator: torch.Generator | None = None,
+               eps: torch.Tensor | None = None) -> ELBOParts:
     """The SGVB estimate of the ELBO for a minibatch x [B, H, W], with L = n_samples per datapoint.
 
     Estimator A (eq. 6): 1/L sum_l log p(x, z_l) - log q(z_l|x).
     Estimator B (eq. 7): -KL(q(z|x) || p(z)) + 1/L sum_l log p(x|z_l), the KL analytic (appendix B).
     `loss` is what the optimiser minimises: -(recon - beta * kl), beta = 1 being the paper's objective.
+    `eps` [L, B, D] replaces the draw of N(0, I) noise when given.
     """
     if estimator not in ESTIMATORS:
         raise ConfigError(f"estimator must be A or B, got {estimator!r}.")
     mu, logvar = model.encode(x)
-    z = model.reparameterize(mu, logvar, n_samples, generator=generator)
+    if eps is None:
+        z = model.reparameterize(mu, logvar, n_samples, generator=generator)
+    else:  # noise drawn by the caller, [L, B, D]: data-parallel ranks share one draw for the global batch
+        z = mu + torch.exp(0.5 * logvar) * eps
     log_px = model.log_px_given_z(x, z)  # [L, B]
     kl_per_dim = gaussian_kl_per_dim(mu, logvar)
     recon = log_px.mean(0)

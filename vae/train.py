@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import load_resume_state, save_checkpoint, save_resume_state
 from .data import Dataset
+from .distributed import DistContext
 from .metrics import as_tensor, evaluate_elbo
 from .model import ESTIMATORS, VAE, ConfigError, ModelConfig, build_model, elbo_parts
 from .runs import RunDir, RunLock, append_metrics, open_run_dir, read_metrics, truncate_metrics
@@ -143,14 +146,29 @@ class _Meter:
         self.sums = torch.zeros(3, dtype=torch.float64, device=device)
         self.count = 0
 
-    def add(self, parts, n: int):
-        self.sums += torch.stack([parts.elbo.detach().sum(), parts.recon.detach().sum(),
-                                  parts.kl.detach().sum()]).double()
-        self.count += n
+    def add(self, elbo: torch.Tensor, recon: torch.Tensor, kl: torch.Tensor, n_global: int):
+        self.sums += torch.stack([elbo.sum(), recon.sum(), kl.sum()]).double()
+        self.count += n_global
 
-    def means(self) -> dict:
-        elbo, recon, kl = (self.sums / max(1, self.count)).tolist()
+    def means(self, ctx: DistContext) -> dict:
+        elbo, recon, kl = (ctx.all_sum(self.sums.clone()) / max(1, self.count)).tolist()
         return {"elbo": elbo, "recon": recon, "kl": kl}
+
+
+class _Objective(nn.Module):
+    """The minibatch objective as a module, so that DistributedDataParallel can wrap it.
+
+    `scale` turns the summed loss of this rank's rows into its share of the global batch mean.
+    """
+
+    def __init__(self, model: VAE, estimator: str):
+        super().__init__()
+        self.model, self.estimator = model, estimator
+
+    def forward(self, x, eps, beta: float, scale: float):
+        parts = elbo_parts(self.model, x, estimator=self.estimator, beta=beta, eps=eps)
+        loss = -(parts.recon - beta * parts.kl).sum() * scale
+        return loss, parts.elbo.detach(), parts.recon.detach(), parts.kl.detach()
 
 
 class Trainer:
@@ -158,8 +176,9 @@ class Trainer:
 
     def __init__(self, model: VAE, data: Dataset, config: TrainConfig, *, run: RunDir | None = None,
                  callbacks: Sequence[Callback] = (), device: str = "cpu", threads: int | None = None,
-                 stop_event: threading.Event | None = None):
-        self.device = resolve_device(device)
+                 stop_event: threading.Event | None = None, dist: DistContext | None = None):
+        self.dist = dist or DistContext(device=resolve_device(device))
+        self.device = self.dist.device
         if tuple(data.image_shape) != tuple(model.config.image_shape):
             raise ConfigError(f"the model expects {model.config.image_shape} images but {data.name} has "
                               f"{data.image_shape}.")
@@ -168,6 +187,9 @@ class Trainer:
         self.threads = threads
         self.stop_event = stop_event or threading.Event()
         self.optimizer = make_optimizer(self.model, config)
+        objective = _Objective(self.model, config.estimator)
+        self.objective = DistributedDataParallel(objective, device_ids=[self.device] if self.device.type == "cuda"
+                                                 else None) if self.dist.active else objective
         self.shuffle_gen = torch.Generator().manual_seed(config.seed)
         self.noise_gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
         self.step, self.epoch, self.seconds = 0, 0, 0.0
@@ -188,7 +210,7 @@ class Trainer:
             # fresh stream, seeded from the step, so it stays repeatable but not identical to one device.
             self.noise_gen.manual_seed(self.config.seed + 1 + state.step)
         self.step, self.epoch = state.step, state.epoch
-        if self.run is not None:
+        if self.run is not None and self.dist.is_main:
             truncate_metrics(self.run.metrics, self.step)
             self.history = read_metrics(self.run.metrics)
             self.seconds = max((r.get("seconds", 0.0) for r in self.history), default=0.0)
@@ -216,29 +238,22 @@ class Trainer:
                     status, reason = "stopped", f"stopped by the user during epoch {self.epoch + 1}"
                     break
                 t0 = time.perf_counter()
-                xb = x_train[perm[i * bs:(i + 1) * bs]]
-                if cfg.binarize == "dynamic":
-                    xb = torch.bernoulli(xb, generator=self.noise_gen)
                 beta = cfg.beta * min(1.0, (self.step + 1) / warmup_steps) if warmup_steps > 0 else cfg.beta
-                parts = elbo_parts(model, xb, estimator=cfg.estimator, n_samples=cfg.n_samples, beta=beta,
-                                   generator=self.noise_gen)
-                if not torch.isfinite(parts.loss):
+                out = self._step(x_train[perm[i * bs:(i + 1) * bs]], beta)
+                if out is None:
                     status = "diverged"
                     reason = (f"the loss became non-finite at step {self.step + 1} (epoch {self.epoch + 1}); "
                               f"try a lower learning rate than {cfg.lr:g}")
                     break
-                self.optimizer.zero_grad(set_to_none=True)
-                parts.loss.backward()
-                self.optimizer.step()
-                self.step += 1
-                epoch_meter.add(parts, xb.shape[0])
-                log_meter.add(parts, xb.shape[0])
+                n_global = min(bs, n - i * bs)
+                epoch_meter.add(*out, n_global)
+                log_meter.add(*out, n_global)
                 dt = time.perf_counter() - t0
                 train_seconds += dt
                 self.seconds += dt
-                samples_done += xb.shape[0]
+                samples_done += n_global
                 if self.step % cfg.log_every == 0:
-                    record = self._record("train", "step", log_meter.means(), beta)
+                    record = self._record("train", "step", log_meter.means(self.dist), beta)
                     log_meter = _Meter(self.device)
                     self._log([record])
                     self._notify("step", [record], samples_done / max(train_seconds, 1e-9), total_steps)
@@ -248,7 +263,7 @@ class Trainer:
             model.eval()
             test = evaluate_elbo(model, x_test, estimator=cfg.estimator, seed=cfg.seed + 4)
             model.train()
-            records = [self._record("train", "epoch", epoch_meter.means(), beta),
+            records = [self._record("train", "epoch", epoch_meter.means(self.dist), beta),
                        self._record("test", "epoch", test, beta)]
             last = {"train": records[0]["elbo"], "test": records[1]["elbo"]}
             if not _model_is_finite(model):
@@ -265,6 +280,28 @@ class Trainer:
         self._notify("end", [], result.samples_per_s, total_steps, result)
         return result
 
+    def _step(self, xb: torch.Tensor, beta: float):
+        """One AEVB update on the global minibatch xb; this process handles its shard of it.
+
+        Every rank draws the same binarisation and eps for the whole batch (the same generators), then
+        keeps its rows, so N processes follow the single-process run. Returns this shard's per-example
+        (elbo, recon, kl), or None when the loss is not finite on some rank.
+        """
+        cfg = self.config
+        if cfg.binarize == "dynamic":
+            xb = torch.bernoulli(xb, generator=self.noise_gen)
+        eps = torch.randn((cfg.n_samples, xb.shape[0], self.model.config.latent_dim), device=self.device,
+                          generator=self.noise_gen)
+        rows = self.dist.shard(xb.shape[0])
+        loss, elbo, recon, kl = self.objective(xb[rows], eps[:, rows], beta, self.dist.world_size / xb.shape[0])
+        if not torch.isfinite(self.dist.all_sum(loss.detach().clone())):
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # DistributedDataParallel averages the gradients across processes here
+        self.optimizer.step()
+        self.step += 1
+        return elbo, recon, kl
+
     def _record(self, split: str, kind: str, values: dict, beta: float) -> dict:
         steps_per_epoch = math.ceil(self.data.x_train.shape[0] / self.config.batch_size)
         return {"step": self.step, "epoch": round(self.step / steps_per_epoch, 4), "split": split,
@@ -273,19 +310,21 @@ class Trainer:
 
     def _log(self, records: list[dict]) -> None:
         self.history.extend(records)
-        if self.run is not None:
+        if self.run is not None and self.dist.is_main:
             append_metrics(self.run.metrics, records)
 
     def _notify(self, kind: str, records: list[dict], samples_per_s: float, total_steps: int,
                 result: TrainResult | None = None) -> None:
+        if not self.dist.is_main:
+            return
         event = TrainEvent(kind=kind, records=records, model=self.model, samples_per_s=samples_per_s,
                            progress=min(1.0, self.step / max(1, total_steps)), result=result)
         for callback in self.callbacks:
             callback(event)
 
     def _save(self, epoch_records: list[dict]) -> None:
-        """End of an epoch: the checkpoint and the resume state, each replaced atomically."""
-        if self.run is None:
+        """End of an epoch: the checkpoint and the resume state, each replaced atomically (rank 0 only)."""
+        if self.run is None or not self.dist.is_main:
             return
         train, test = epoch_records
         summary = {"epochs": self.epoch, "step": self.step, "seconds": round(self.seconds, 2),
@@ -302,18 +341,23 @@ class Trainer:
 
 def train_run(out: str | Path, data: Dataset, model_config: ModelConfig, config: TrainConfig, *,
               resume: bool = False, callbacks: Sequence[Callback] = (), device: str = "cpu",
-              threads: int | None = None, stop_event: threading.Event | None = None) -> TrainResult:
+              threads: int | None = None, stop_event: threading.Event | None = None,
+              dist: DistContext | None = None) -> TrainResult:
     """Train into a run folder: refused when it holds a run unless `resume`; with `resume`,
-    `config.epochs` is the total to reach. The folder is locked while training."""
+    `config.epochs` is the total to reach. The folder is locked while training; with several
+    processes, every rank checks the folder, then rank 0 alone locks and writes it."""
+    dist = dist or DistContext(device=resolve_device(device))
     run = open_run_dir(out, resume=resume)
+    dist.barrier()  # every rank has checked the folder before rank 0 starts writing into it
     lock = RunLock(run)
-    lock.acquire()
+    if dist.is_main:
+        lock.acquire()
     try:
         state = load_resume_state(run.resume) if resume else None
         if state is not None and state.model.config != model_config:
             model_config = state.model.config  # the run's own architecture wins over defaults
-        trainer = Trainer(build_model(model_config, config.seed), data, config, run=run, callbacks=callbacks, device=device,
-                          threads=threads, stop_event=stop_event)
+        trainer = Trainer(build_model(model_config, config.seed), data, config, run=run, callbacks=callbacks,
+                          threads=threads, stop_event=stop_event, dist=dist)
         if state is not None:
             trainer.restore(state)
         return trainer.fit()

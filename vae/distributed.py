@@ -1,0 +1,68 @@
+"""Data-parallel training across processes, as `torchrun --nproc_per_node=N -m vae train ...` starts them.
+
+Every process holds the whole data set and draws the same shuffles and the same
+eps from the same seeded generators; each computes the gradient of its slice of
+the global minibatch, and DistributedDataParallel averages the gradients. The
+loss of a slice is scaled so that the average equals the gradient of the global
+batch's mean: training matches a single process with the same global batch, up
+to the order of floating-point sums. Rank 0 alone writes the run folder.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    def shard(self, n: int) -> slice:
+        """This rank's rows of a global batch of n: contiguous, sizes differing by at most one."""
+        base, extra = divmod(n, self.world_size)
+        start = self.rank * base + min(self.rank, extra)
+        return slice(start, start + base + (1 if self.rank < extra else 0))
+
+    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.active:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init(device: torch.device) -> DistContext:
+    """Join the process group torchrun describes: gloo on CPU, nccl on CUDA (one GPU per local rank)."""
+    if not launched_by_torchrun():
+        return DistContext(device=device)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device)
+
+
+def shutdown(ctx: DistContext) -> None:
+    if ctx.active and dist.is_initialized():
+        dist.destroy_process_group()
