@@ -115,9 +115,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_optimizer(model: VAE, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "adagrad":  # the paper's choice (section 5)
-        return torch.optim.Adagrad(model.parameters(), lr=config.lr)
-    return torch.optim.Adam(model.parameters(), lr=config.lr)
+    """Adam or Adagrad (the paper's choice, section 5), fused: one kernel per step over all parameters.
+    On two cores the unfused update's sqrt and div passes cost a fifth of a batch-128 step."""
+    cls = torch.optim.Adagrad if config.optimizer == "adagrad" else torch.optim.Adam
+    try:
+        return cls(model.parameters(), lr=config.lr, fused=True)
+    except (RuntimeError, TypeError):  # a device or build without the fused kernel
+        return cls(model.parameters(), lr=config.lr)
 
 
 def prepare_inputs(x: torch.Tensor, mode: str, seed: int) -> torch.Tensor:
