@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import REPO
 
-PAGES = ["pages/latent_space.py", "pages/interpolate.py", "pages/samples.py", "pages/compare.py", "pages/train.py"]
+PAGES = ["views/latent_space.py", "views/interpolate.py", "views/samples.py", "views/compare.py", "views/train.py"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -185,7 +185,7 @@ def test_read_only_mode_hides_training_and_uploads(monkeypatch):
         assert not at.exception
         assert not at.get("file_uploader"), "read-only mode must offer no upload"
         with pytest.raises(ValueError, match="Could not find a navigation page"):
-            at.switch_page("pages/train.py").run()  # not in the navigation at all
+            at.switch_page("views/train.py").run()  # not in the navigation at all
     finally:
         monkeypatch.delenv("VAE_READ_ONLY")
         st.cache_resource.clear()

@@ -38,7 +38,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync"]
 RUN_NAME = "browser-run"
 
-# url_path as Streamlit derives it from st.Page("pages/<name>.py") in app.py: the file name without
+# url_path as Streamlit derives it from st.Page("views/<name>.py") in app.py: the file name without
 # ".py"; the default page (Latent space) is served at the root.
 # (url path, header the page writes, the title of its closing "explain" expander: the script's last element)
 PAGES = {
@@ -164,7 +164,10 @@ def open_page(page, app: App, name: str):
     path, header, closing = PAGES[name]
     page.goto(f"{app.url}/{path}")
     main = page.locator('[data-testid="stMain"]')
-    main.locator('[data-testid="stExpander"]').filter(has_text=closing).wait_for(timeout=90_000)
+    done = main.locator('[data-testid="stExpander"]').filter(has_text=closing)
+    if name == "train":  # with no runs yet the page stops before its expander
+        done = done.or_(main.locator('[data-testid="stAlert"]').filter(has_text="No runs yet"))
+    done.wait_for(timeout=90_000)
     heading = main.locator("h2").first.inner_text().strip()
     assert heading == header, f"/{path} shows {heading!r}, not the {header} page"
     return main
@@ -210,8 +213,11 @@ def screenshot(page, name: str) -> None:
     if not folder:
         return
     Path(folder).mkdir(parents=True, exist_ok=True)
-    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], int(height))})
+    height = max(VIEWPORT["height"], int(page.evaluate(
+        "() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")))
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")  # no focus ring
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
+    page.mouse.move(VIEWPORT["width"] - 5, height - 5)  # no hover label, no sidebar hover controls
     page.wait_for_timeout(800)  # Plotly relayouts on resize
     page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
     page.set_viewport_size(VIEWPORT)
@@ -259,7 +265,6 @@ LATENCY_PROBE = """plot => {
 }"""
 
 
-@pytest.mark.slow
 def test_interpolation_slider_redraws_in_the_browser_without_a_rerun(page, app):
     main = open_page(page, app, "interpolate")
     wait_for_plots(page, 2)
@@ -287,7 +292,7 @@ def test_interpolation_slider_redraws_in_the_browser_without_a_rerun(page, app):
         page.wait_for_function("k => window.__probe.latencies.length > k", arg=k, timeout=5000)
         after = page.evaluate("() => window.__probe.href()")
         assert after != before, f"moving the slider to step {step} did not change the image"
-        assert current.inner_text().strip() == f"t = {step / (n - 1):.2f}"
+        assert current.text_content().strip() == f"t = {step / (n - 1):.2f}"
         if step in seen:
             assert after == seen[step], f"step {step} drew a different image the second time"
         seen[step] = after
@@ -305,6 +310,14 @@ def test_interpolation_slider_redraws_in_the_browser_without_a_rerun(page, app):
     assert max(latencies) < 2000, f"slider->image took {max(latencies):.0f} ms"
     assert_no_errors(page, app)
     screenshot(page, "interpolate")  # mid-path: t = 0.47
+
+    # the control: a Streamlit widget does rerun the script, and the recorder above sees it
+    frames_before = len(page.ws_frames)
+    main.get_by_text("spherical", exact=True).click()
+    deadline = time.monotonic() + 10
+    while not any(kind == "sent" for kind, _ in page.ws_frames[frames_before:]):
+        assert time.monotonic() < deadline, "a widget change sent nothing: the websocket recorder is blind"
+        page.wait_for_timeout(100)
 
 
 # -- c. a training run from the form ----------------------------------------------------------
@@ -333,11 +346,12 @@ def test_training_from_the_form_reports_progress_and_adds_the_run(page, app):
     page.get_by_role("option", name="digits", exact=True).click()
 
     def field(label):
-        return main.get_by_role("textbox", name=label, exact=True).or_(main.get_by_role("spinbutton", name=label, exact=True))
+        return (main.get_by_role("textbox", name=label, exact=True)
+                .or_(main.get_by_role("spinbutton", name=label, exact=True)))
 
     field("Hidden widths").fill("32")
     field("Epochs").fill("5")
-    field("Batch size").fill("8")  # 225 steps an epoch: a few seconds, long enough to watch it grow
+    field("Batch size").fill("2")  # 900 steps an epoch: several seconds, time to watch the curves grow
     field("Run name").fill(RUN_NAME)
     page.evaluate(TRAIN_PROBE)
     main.get_by_role("button", name="Start training").click()
@@ -354,6 +368,7 @@ def test_training_from_the_form_reports_progress_and_adds_the_run(page, app):
     print("progress:", " | ".join(dict.fromkeys(texts)))
     assert texts[-1].startswith("Finished"), texts
     pts = [e["pts"] for e in run if e["pts"] is not None]
+    print("ELBO points:", list(dict.fromkeys(pts)))
     grew = any(b > a for a, b in zip(pts, pts[1:]))
     training_texts = {t for t in texts if t.startswith("Training")}
     assert grew or len(training_texts) >= 2, f"neither the curves nor the progress moved while training: {run}"
@@ -382,7 +397,6 @@ def test_training_from_the_form_reports_progress_and_adds_the_run(page, app):
 
 
 # -- d. a lasso on the WebGL map ----------------------------------------------------------------
-@pytest.mark.slow
 def test_lasso_on_the_webgl_map_shows_originals_and_reconstructions(page, app):
     main = open_page(page, app, "latent-space")
     wait_for_plots(page, 1)
@@ -401,24 +415,21 @@ def test_lasso_on_the_webgl_map_shows_originals_and_reconstructions(page, app):
         page.mouse.move(cx + r * math.cos(a), cy + r * math.sin(a))
     page.mouse.up()
 
-    heading = main.locator("h3").filter(has_text="selected: originals")
+    heading = main.locator("h3").filter(has_text="originals (top) and reconstructions")
     heading.wait_for(timeout=60_000)
     count = int(heading.inner_text().split()[0])
-    assert 1 <= count <= 32, heading.inner_text()
+    assert count >= 1, heading.inner_text()
     wait_for_images(page, 1)
     labels = main.get_by_text("Labels:")
-    assert len(labels.inner_text().removeprefix("Labels:").split(",")) == count
+    assert len(labels.inner_text().removeprefix("Labels:").split(",")) == min(count, 32)  # at most 32 shown
     assert_no_errors(page, app)
     screenshot(page, "latent-space")
 
 
 # -- e. a deep link is the first request a fresh server sees -----------------------------------
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "app bug: a folder named pages/ beside app.py puts Streamlit in its legacy multipage mode until the "
-    "first st.navigation() call of the process, so a fresh server's first visitor of /samples gets "
-    "pages/samples.py run alone (no sidebar, file names as navigation). Fix: rename pages/ (e.g. to "
-    "views/) and the st.Page paths in app.py; then drop this marker."))
+# (This is why the page files live in views/: a folder named pages/ beside app.py put Streamlit in
+# its legacy multipage mode until the first st.navigation() call of the process.)
 def test_a_deep_link_opened_first_on_a_fresh_server_runs_app_py(browser, tmp_path):
     with running_app(tmp_path) as server:
         context = browser.new_context(viewport=VIEWPORT)
@@ -426,7 +437,8 @@ def test_a_deep_link_opened_first_on_a_fresh_server_runs_app_py(browser, tmp_pat
             page = context.new_page()
             page.goto(f"{server.url}/samples")
             main = page.locator('[data-testid="stMain"]')
-            main.locator('[data-testid="stExpander"]').filter(has_text="What are these pictures?").wait_for(timeout=90_000)
+            closing = main.locator('[data-testid="stExpander"]').filter(has_text="What are these pictures?")
+            closing.wait_for(timeout=90_000)
             nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
             assert "Latent space" in nav and "app" not in nav.split(), f"navigation from file names: {nav!r}"
             assert page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Model").count() == 1, \

@@ -109,7 +109,7 @@ def image_frames(frames: np.ndarray, t: np.ndarray, *, height: int = 420, title:
     steps = [dict(method="animate", label=f"{v:.2f}",
                   args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))])
              for i, v in enumerate(t)]
-    fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="t = "), pad=dict(t=30))],
+    fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="t = "), pad=dict(t=30), x=0.1, len=0.9)],
                       updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.05, xanchor="right", buttons=[
                           dict(label="▶", method="animate",
                                args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=True)])])])

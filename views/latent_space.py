@@ -8,6 +8,8 @@ from ui.projections import NAMES, projection_or_pca
 from ui.widgets import explain, fail, show_images
 from vae.explore import reconstruct
 
+SHOWN = 32  # images shown for a selection
+
 st.header("Latent space")
 ck = state.current_checkpoint()
 data = state.data_or_message(ck) if ck else None
@@ -34,8 +36,11 @@ event = st.plotly_chart(fig, key="latent_map", on_select="rerun", selection_mode
 
 chosen = [int(p["customdata"]) for p in (event.selection.points if event else []) if "customdata" in p]
 if chosen:
-    chosen = chosen[:32]
-    st.subheader(f"{len(chosen)} selected: originals (top) and reconstructions (bottom)")
+    total = len(chosen)
+    if total > SHOWN:  # an even sample across the selection (it arrives grouped by class)
+        chosen = [chosen[i] for i in np.linspace(0, total - 1, SHOWN).astype(int)]
+    st.subheader(f"{total} selected" + (f", {SHOWN} shown" if total > SHOWN else "")
+                 + ": originals (top) and reconstructions (bottom)")
     x = enc.images(chosen)
     show_images(np.concatenate([x, reconstruct(ck.model, x)]), ncols=len(chosen))
     if enc.labels is not None:
