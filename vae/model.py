@@ -199,14 +199,15 @@ class VAE(nn.Module):
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) summed over pixels: x [B, H, W], z [L, B, D] -> [L, B]."""
         params, logvar = self.decode(z)
-        target = x.expand_as(params)
         if self.config.likelihood == "bernoulli":
-            # Appendix C.1: sum_i x_i log y_i + (1 - x_i) log(1 - y_i), computed stably from logits.
-            log_p = -F.binary_cross_entropy_with_logits(params, target, reduction="none")
-        else:
-            if logvar is None:
-                logvar = torch.full_like(params, 2 * math.log(self.config.gaussian_std))
-            log_p = -0.5 * (LOG_2PI + logvar + (target - params) ** 2 * torch.exp(-logvar))
+            # Appendix C.1, sum_i x_i log y_i + (1 - x_i) log(1 - y_i) with y = sigmoid(l), is exactly
+            # x.l - sum_i softplus(l_i): one elementwise pass, and x.l as a batched dot product.
+            logits = params.flatten(-2)
+            x_dot_l = torch.einsum("...bp,bp->...b", logits, x.flatten(-2))
+            return x_dot_l - F.softplus(logits).sum(-1)
+        if logvar is None:
+            logvar = torch.full_like(params, 2 * math.log(self.config.gaussian_std))
+        log_p = -0.5 * (LOG_2PI + logvar + (x - params) ** 2 * torch.exp(-logvar))
         return log_p.flatten(-2).sum(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

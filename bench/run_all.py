@@ -1,0 +1,43 @@
+"""Run every benchmark and write BENCHMARKS.md from what they print.
+
+    python bench/run_all.py            # about 15 minutes on 2 cores; needs Fashion-MNIST and Chromium
+
+Each script prints Markdown; this one runs them one after another (never in parallel: they
+would measure each other) and keeps their output verbatim, with the command and the machine.
+"""
+from __future__ import annotations
+
+import datetime
+import subprocess
+import sys
+
+from common import REPO, machine
+
+SCRIPTS = [
+    ("training.py", "Training throughput and time to quality"),
+    ("evaluation.py", "Evaluation"),
+    ("app.py", "App"),
+]
+
+
+def main() -> None:
+    parts = [
+        "# Benchmarks\n",
+        f"Made by `python bench/run_all.py` on {datetime.date.today()} ({machine()}). Every figure is a",
+        "median of runs interleaved with its reference in the same run on the same machine; these",
+        "machines are shared and noisy, so read ratios, not absolute times. Targets come from issue 5.\n",
+    ]
+    for script, _title in SCRIPTS:
+        print(f"running bench/{script} ...", file=sys.stderr, flush=True)
+        out = subprocess.run([sys.executable, str(REPO / "bench" / script)], cwd=REPO, capture_output=True,
+                             text=True)
+        if out.returncode != 0:
+            parts.append(f"## bench/{script} failed\n\n```\n{out.stderr[-3000:]}\n```\n")
+            continue
+        parts.append(out.stdout.strip() + "\n")
+    (REPO / "BENCHMARKS.md").write_text("\n".join(parts))
+    print((REPO / "BENCHMARKS.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
