@@ -93,7 +93,7 @@ def _status_line(job: Job) -> str:
         eta = job.eta_seconds
         left = f", about {eta:,.0f} s left" if eta is not None else ""
         return f"Training: {job.progress:.0%} done, {job.samples_per_s:,.0f} samples/s{left}."
-    return f"{job.state.capitalize()}: {job.message}."
+    return f"{job.state.capitalize()}: {job.message.rstrip('.')}."
 
 
 @st.fragment(run_every=1.0)
