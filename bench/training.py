@@ -57,7 +57,7 @@ def throughput(data, images, repeats: int, batches=(128, 512, 2048)) -> tuple[st
     return text + f"\n\nGEMM limit: {limit / 1e9:,.0f} GFLOP/s (2048x2048 fp32 matmul, {THREADS} threads).", figures
 
 
-def time_to_quality(data, images, test_images, epochs: int = 10, best=(1024, 4e-3)) -> tuple[str, dict]:
+def time_to_quality(data, images, test_images, epochs: int = 10, best=(256, 3e-3)) -> tuple[str, dict]:
     """The peer's 10-epoch test ELBO is the bar; ours stops at the first epoch that reaches it."""
     torch.set_num_threads(THREADS)
     model, optimizer, loader = peer.make(images)
