@@ -20,6 +20,21 @@ SCRIPTS = [
 ]
 
 
+TARGETS = """## Targets (issue 5)
+
+| figure | target |
+|---|---|
+| training throughput at batch 128 | at least 3x the peer |
+| fraction of the GEMM limit | at least 50% at the best batch |
+| time to the peer's 10-epoch test ELBO | at most 0.25x the peer's time |
+| Latent space page -> map drawn | at most 1.5x the bare Streamlit page |
+| slider -> image | under 100 ms median, also while a run trains |
+| encoding the 70k-point map | under 1 s |
+| IW log-likelihood, K = 5000, 10k points | under 4 minutes (240 s) |
+| app RSS with Fashion-MNIST and three models | under 1.5 GB |
+"""
+
+
 def main() -> None:
     parts = [
         "# Benchmarks\n",
@@ -35,6 +50,7 @@ def main() -> None:
             parts.append(f"## bench/{script} failed\n\n```\n{out.stderr[-3000:]}\n```\n")
             continue
         parts.append(out.stdout.strip() + "\n")
+    parts.append(TARGETS)
     (REPO / "BENCHMARKS.md").write_text("\n".join(parts))
     print((REPO / "BENCHMARKS.md").read_text())
 
