@@ -132,7 +132,8 @@ def test_train_page_runs_a_job_in_the_background_and_shows_its_curves(runs_dir):
     assert job.state == "finished", job.message
     at.run()
     assert (runs_dir / "apptest-digits" / "model.safetensors").exists()
-    from ui.state import library
+    from vae.runs import list_runs  # the model library the sidebar lists (checked in Chromium too)
+    assert "apptest-digits" in [r.name for r in list_runs(runs_dir)]
     assert any(f["data"] and "ELBO" in json.dumps(f["layout"]) for f in figures(at))
 
 
