@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vae import data
+from vae import data, userdata
 from vae.data import DataError, load_dataset, load_user_data
 
 # ------------------------------------------------------------------ built-in sets
@@ -280,7 +280,7 @@ def test_data_over_the_size_cap_is_refused(tmp_path, monkeypatch, kind):
         path = _npy(tmp_path, np.zeros((20, 8, 8), np.float32))
     else:
         path = _write_tree(tmp_path / "pics", {f"{i:02d}.png": _png_bytes(i) for i in range(20)})
-    monkeypatch.setattr(data, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(userdata, "MAX_FILE_BYTES", 1000)
     with pytest.raises(DataError, match=f"{path.name} .*over the 0 MB limit"):
         load_user_data(path)
 
@@ -409,7 +409,7 @@ def test_zip_bomb_is_refused_by_unpacked_size(tmp_path, monkeypatch, name):
             zf.writestr("big.png", bytes(2**20))  # 1 MB of zeros packs into about 1 kB
     else:
         np.savez_compressed(path, x=np.zeros((16, 128, 128), np.float32))
-    monkeypatch.setattr(data, "MAX_FILE_BYTES", 100_000)
+    monkeypatch.setattr(userdata, "MAX_FILE_BYTES", 100_000)
     assert path.stat().st_size < 100_000  # so only the unpacked size can trip the cap
     with pytest.raises(DataError, match=f"{name} unpacks to 1 MB"):
         load_user_data(path)
