@@ -26,6 +26,7 @@ from .distributed import DistContext
 from .metrics import as_tensor, evaluate_elbo
 from .model import ESTIMATORS, VAE, ConfigError, ModelConfig, build_model, elbo_parts
 from .runs import RunDir, RunLock, append_metrics, open_run_dir, read_metrics, truncate_metrics
+from .snapshots import drop_after, make_probe, save_snapshot, snapshot_dir, take_snapshot
 
 OPTIMIZERS = ("adam", "adagrad")
 BINARIZE = ("none", "dynamic", "static")
@@ -216,6 +217,7 @@ class Trainer:
         self.step, self.epoch = state.step, state.epoch
         if self.run is not None and self.dist.is_main:
             truncate_metrics(self.run.metrics, self.step)
+            drop_after(snapshot_dir(self.run.checkpoint), self.epoch)
             self.history = read_metrics(self.run.metrics)
             self.seconds = max((r.get("seconds", 0.0) for r in self.history), default=0.0)
 
@@ -233,6 +235,9 @@ class Trainer:
         status, reason = "finished", f"reached {cfg.epochs} epochs"
         train_seconds, samples_done = 0.0, 0
         last = {"train": None, "test": None}
+        probe = make_probe(x_test, self.data.y_test, model.config.latent_dim, cfg.seed)
+        if self.epoch == 0:
+            self._snapshot(probe, None)  # the untrained model: where the replay starts
         model.train()
         while self.epoch < cfg.epochs and status == "finished":
             perm = torch.randperm(n, generator=self.shuffle_gen).to(self.device)
@@ -267,14 +272,16 @@ class Trainer:
             model.eval()
             test = evaluate_elbo(model, x_test, estimator=cfg.estimator, seed=cfg.seed + 4)
             model.train()
+            kl_per_dim = test.pop("kl_per_dim")
             records = [self._record("train", "epoch", epoch_meter.means(self.dist), beta),
-                       self._record("test", "epoch", test, beta)]
+                       {**self._record("test", "epoch", test, beta), "kl_per_dim": [round(v, 4) for v in kl_per_dim]}]
             last = {"train": records[0]["elbo"], "test": records[1]["elbo"]}
             if not _model_is_finite(model):
                 status, reason = "diverged", f"the weights became non-finite in epoch {self.epoch}"
                 break
             self._log(records)
             self._save(records)  # the checkpoint, then the callbacks: a listener may open the new file
+            self._snapshot(probe, records[1]["elbo"])
             self._notify("epoch", records, samples_done / max(train_seconds, 1e-9), total_steps)
         result = TrainResult(status=status, reason=reason, epochs=self.epoch, step=self.step,
                              train_elbo=last["train"], test_elbo=last["test"],
@@ -325,6 +332,13 @@ class Trainer:
                            progress=min(1.0, self.step / max(1, total_steps)), result=result)
         for callback in self.callbacks:
             callback(event)
+
+    def _snapshot(self, probe, test_elbo: float | None) -> None:
+        """The map, samples and reconstructions at this epoch, for the app's replay (rank 0 only)."""
+        if self.run is None or not self.dist.is_main:
+            return
+        save_snapshot(snapshot_dir(self.run.checkpoint), self.epoch, self.step, take_snapshot(self.model, probe),
+                      test_elbo)
 
     def _save(self, epoch_records: list[dict]) -> None:
         """End of an epoch: the checkpoint and the resume state, each replaced atomically (rank 0 only)."""

@@ -1,0 +1,61 @@
+"""Put two latent maps of the same images into one frame, so that they can be compared point by point.
+
+A VAE's latent space is only defined up to a rotation or reflection: the prior N(0, I) is
+isotropic, so rotating z (and the decoder's first layer with it) changes nothing in eq. 3's bound.
+Two runs therefore lay the same digits out in arbitrarily rotated maps. Orthogonal Procrustes
+finds the rotation/reflection R (and shift) that best carries one run's posterior means onto the
+other's for the same images; it never stretches, so what remains different is real.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Alignment:
+    rotation: np.ndarray  # [D, D] orthogonal: source_centred @ rotation ~ target_centred
+    source_mean: np.ndarray  # [D]
+    target_mean: np.ndarray  # [D]
+    residual: float  # share of the target's spread left unexplained after alignment: 0 is perfect, ~1 unrelated
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        """Carry points of the source space (posterior means, any z) into the target's frame."""
+        return (np.asarray(points, np.float64) - self.source_mean) @ self.rotation + self.target_mean
+
+    def invert(self, points: np.ndarray) -> np.ndarray:
+        """Carry points of the target's frame back into the source space."""
+        return (np.asarray(points, np.float64) - self.target_mean) @ self.rotation.T + self.source_mean
+
+
+def procrustes(source: np.ndarray, target: np.ndarray) -> Alignment:
+    """The orthogonal R minimising ||(source - mean) R - (target - mean)||_F (Schönemann 1966):
+    with U S V^T the SVD of source_c^T target_c, R = U V^T. Rows are the same images in both."""
+    source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
+    if source.shape != target.shape or source.ndim != 2:
+        raise ValueError(f"Procrustes needs two maps of the same points and size, got {source.shape} and {target.shape}.")
+    if len(source) < 2:
+        raise ValueError("Procrustes needs at least two points.")
+    ms, mt = source.mean(0), target.mean(0)
+    sc, tc = source - ms, target - mt
+    u, _, vt = np.linalg.svd(sc.T @ tc)
+    rotation = u @ vt
+    spread = float((tc ** 2).sum())
+    residual = float(((sc @ rotation - tc) ** 2).sum() / spread) if spread > 0 else 0.0
+    return Alignment(rotation=rotation, source_mean=ms, target_mean=mt, residual=residual)
+
+
+def align_to(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, Alignment]:
+    """`source` moved into `target`'s frame, and the alignment that did it."""
+    alignment = procrustes(source, target)
+    return alignment.apply(source).astype(np.float32), alignment
+
+
+def align_sequence(maps: list[np.ndarray]) -> list[np.ndarray]:
+    """Every map carried into the last one's frame (a replay ends on the final map, so frames
+    rotate no more than the space itself changes)."""
+    if not maps:
+        return []
+    last = np.asarray(maps[-1], np.float32)
+    return [align_to(m, last)[0] for m in maps[:-1]] + [last]
