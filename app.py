@@ -17,6 +17,7 @@ pages = [
     st.Page("views/interpolate.py", title="Interpolate", icon=":material/swap_horiz:"),
     st.Page("views/samples.py", title="Samples", icon=":material/grid_view:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("views/your_input.py", title="Your input", icon=":material/draw:"),
     st.Page("views/estimator_lab.py", title="Estimator lab", icon=":material/science:"),
 ]
 if not state.settings().read_only:  # a classroom server can hide training (VAE_READ_ONLY=1)
