@@ -17,6 +17,7 @@ pages = [
     st.Page("views/interpolate.py", title="Interpolate", icon=":material/swap_horiz:"),
     st.Page("views/samples.py", title="Samples", icon=":material/grid_view:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("views/reproduce.py", title="Paper figures", icon=":material/history_edu:"),
     st.Page("views/your_input.py", title="Your input", icon=":material/draw:"),
     st.Page("views/estimator_lab.py", title="Estimator lab", icon=":material/science:"),
 ]

@@ -36,6 +36,7 @@ PAGES = {
     "interpolate": ("interpolate", "Interpolate", "Why interpolate in the latent space?"),
     "samples": ("samples", "Samples", "What are these pictures?"),
     "compare": ("compare", "Compare checkpoints", "Reading the table"),
+    "reproduce": ("reproduce", "Paper figures", "What does figure 2 show?"),
     "your-input": ("your_input", "Your input", "How is my input judged?"),
     "estimator-lab": ("estimator_lab", "Estimator lab", "Estimators A and B, and what L does"),
     "train": ("train", "Train", "What happens during training?"),

@@ -1,0 +1,149 @@
+"""Paper figures: figure 2 (the lower bound against training samples, per latent size) and figure 4
+(the learned 2-D manifold) of Kingma & Welling (2013), reproduced by ordinary runs in the runs folder."""
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from ui import state
+from ui.figures import FONT, PALETTE
+from ui.widgets import explain, fail
+from vae import reproduce as rp
+from vae.checkpoint import CheckpointError
+from vae.data import DataError, available_datasets, load_dataset
+from vae.model import ConfigError
+from vae.runs import RunError
+
+BUDGETS = [1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7, 1e8, 2e8]
+SIZES = [2, 3, 5, 10, 20, 50, 200]
+
+
+def figure2(series: list, dims: list[int]) -> go.Figure:
+    """Ours as lines (test solid, train dashed), the paper's read-off values as diamonds; one colour per Nz."""
+    sizes = sorted(set(dims) | {p.latent_dim for p in rp.PAPER_FIG2_MNIST})
+    colour = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(sizes)}
+    fig = go.Figure()
+    for s in (s for s in series if s.samples):
+        fig.add_trace(go.Scatter(x=s.samples, y=s.elbo, mode="lines", name=f"Nz={s.latent_dim} {s.split}",
+                                 line=dict(color=colour[s.latent_dim], width=3,
+                                           dash="solid" if s.split == "test" else "dash")))
+    for p in rp.PAPER_FIG2_MNIST:
+        fig.add_trace(go.Scatter(x=[p.samples], y=[p.elbo], mode="markers", name=f"paper Nz={p.latent_dim}",
+                                 marker=dict(color=colour[p.latent_dim], size=14, symbol="diamond", line=dict(width=1)),
+                                 hovertemplate=f"paper, Nz={p.latent_dim} ({p.split}), read off figure 2: "
+                                               "%{y} nats<extra></extra>"))
+    fig.update_xaxes(title_text="training samples evaluated", type="log", range=[4, math.log10(3e8)])
+    fig.update_yaxes(title_text="lower bound L (nats per example)")
+    fig.update_layout(height=520, font=FONT, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def start_form() -> None:
+    """Settings of a new reproduction; one background job per latent size."""
+    st.subheader("Start a reproduction")
+    names = [d["name"] for d in available_datasets() if d["available"]]
+    c1, c2, c3, c4 = st.columns(4)
+    dataset = c1.selectbox("Data set", names, index=names.index("mnist") if "mnist" in names else 0, key="rp_data")
+    dims = c2.multiselect("Latent sizes Nz", SIZES, default=list(rp.PAPER_LATENT_DIMS), key="rp_dims")
+    budget = c3.select_slider("Training samples per size", BUDGETS, 1e6, format_func=rp.short, key="rp_budget")
+    preset = c4.radio("Preset", ["paper", "default"], key="rp_preset", horizontal=True,
+                      help="paper: 500 tanh units, Adagrad (section 5); default: this project's 400 relu units, Adam")
+    binarize = c4.radio("Binarise", ["none", "dynamic"], key="rp_bin", horizontal=True,
+                        help="none: grey pixels as Bernoulli targets; dynamic: a fresh binary image each step")
+    fig4 = c1.checkbox("Also figure 4 (Nz = 2)", True, key="rp_fig4")
+    try:
+        plans = [rp.Plan("fig2", dataset, tuple(dims), budget, preset, binarize)] if dims else []
+        plans += [rp.Plan("fig4", dataset, (rp.FIG4_LATENT_DIM,), budget, preset, binarize)] if fig4 else []
+    except ConfigError as err:
+        fail(str(err))
+        return
+    minutes = sum(p.expected_seconds() for p in plans) / 60
+    st.caption(f"Expected time: about {minutes:,.0f} min on one core ({len(dims) + fig4} sizes one after another, "
+               f"~{rp.SAMPLES_PER_S_ONE_CORE[preset]:,} samples/s each as measured on a 2-core development machine; "
+               "the paper ran to 2e8 samples).")
+    if not st.button("Start reproduction", type="primary", disabled=not plans, key="rp_start"):
+        return
+    try:
+        with st.spinner("Loading the data set…"):
+            n_train = len(load_dataset(dataset).x_train)
+        for plan in plans:
+            for line in rp.submit_plan(state.registry(), plan, state.session_id(), n_train):
+                st.write(line)
+        st.session_state.rp_watch = plans[0].name
+    except (DataError, ConfigError, RunError, OSError) as err:
+        fail(str(err))
+
+
+def progress(manifest: dict) -> bool:
+    """One line per latent size that is queued or training; True while any is."""
+    busy = False
+    for key, size in manifest["sizes"].items():
+        job = state.registry().active_for(size["run"])
+        if job is not None:
+            busy = True
+            text = (f"queued, place {job.queue_position}" if job.state == "queued" else
+                    f"{job.progress:.0%} of {rp.short(size['budget'])} samples, {job.samples_per_s:,.0f} samples/s")
+            st.progress(job.progress, text=f"Nz = {key}: {text}")
+    return busy
+
+
+def figure2_view(name: str) -> None:
+    """Redrawn from the runs' metrics while their jobs train (never from the worker thread)."""
+    manifest = rp.read_manifest(rp.reproduction_dir(state.settings().runs_root, name) / rp.MANIFEST)
+    busy = progress(manifest)
+    series = rp.figure_series(state.settings().runs_root, manifest)
+    st.plotly_chart(figure2(series, [int(k) for k in manifest["sizes"]]), key=f"rp_fig2_{name}")
+    table = pd.DataFrame(rp.comparison(series)).dropna(axis=1, how="all")
+    st.dataframe(table, hide_index=True)
+    was = st.session_state.get(f"rp_busy_{name}")
+    st.session_state[f"rp_busy_{name}"] = busy
+    if was and not busy:
+        st.rerun(scope="app")  # finished runs appear in the sidebar's model library at once
+
+
+st.header("Paper figures")
+if not state.settings().read_only:
+    start_form()
+
+found = rp.list_reproductions(state.settings().runs_root)
+st.subheader("Figure 2: the lower bound against training samples evaluated")
+fig2s = {m["name"]: m for m in found if m["figure"] == "fig2"}
+if not fig2s:
+    st.info("No figure 2 reproduction in the runs folder yet; the markers are the paper's values. Start one above "
+            "or run `python -m vae reproduce fig2 --dataset mnist --out runs`.")
+    st.plotly_chart(figure2([], []), key="rp_fig2_empty")
+else:
+    if st.session_state.get("rp_watch") not in fig2s:
+        st.session_state.rp_watch = next(iter(fig2s))
+    name = st.selectbox("Reproduction", list(fig2s), key="rp_watch", format_func=lambda n: (
+        f"{n} ({fig2s[n]['dataset']}, {fig2s[n]['preset']} preset, binarise: {fig2s[n]['binarize']})"))
+    registry = state.registry()
+    busy = any(registry.active_for(s["run"]) for s in fig2s[name]["sizes"].values())
+    st.fragment(figure2_view, run_every=2.0 if busy else None)(name)
+
+st.subheader("Figure 4: the learned 2-D manifold")
+fig4s = [m for m in found if m["figure"] == "fig4"]
+if not fig4s:
+    st.info("No figure 4 reproduction yet: tick it above or run `python -m vae reproduce fig4 --dataset mnist --out runs`.")
+for m in fig4s:
+    run = next(iter(m["sizes"].values()))["run"]
+    try:
+        ck = state.open_checkpoint(f"run:{run}")
+    except CheckpointError:
+        st.caption(f"{m['name']}: its run {run} has not finished an epoch yet.")
+        continue
+    st.image(rp.manifold_picture(ck.model, 20), output_format="PNG", caption=(
+        f"{m['name']}: {m['dataset']}, {m['preset']} preset, binarise {m['binarize']}, "
+        f"{ck.summary.get('epochs', '?')} epochs, test bound {ck.summary.get('test_elbo', float('nan')):.1f} nats"))
+
+explain("What does figure 2 show?", """
+Figure 2 of Kingma & Welling (2013) plots the **lower bound** L (eq. 3, estimated with SGVB estimator B,
+eq. 7) against the number of **training samples evaluated**, on a log axis, for latent sizes Nz = 3 to 200:
+train dashed, test solid here; the diamonds are values read by eye off the paper's MNIST panels. The bound
+rises fast at first and then slowly for hundreds of millions of samples; larger latents reach a higher bound,
+and the paper notes that more latent dimensions did not cause overfitting, because the KL term (the prior)
+regularises them. The paper does not say how it binarised MNIST: with **none**, grey pixels are treated as
+Bernoulli targets, whose bound is lower than on binary images, so compare those curves with each other, not
+with the diamonds. Figure 4 decodes a grid on the unit square mapped through the Gaussian inverse CDF.
+""")
