@@ -56,27 +56,31 @@ def second_model(ck) -> tuple[str, object] | None:
     return key, other
 
 
-def show_model(key: str, label: str, ck, x: np.ndarray, k: int, slot: int) -> None:
-    """One model's view of the input: its posterior on the map, reconstruction, likelihood and verdict."""
+def show_model(key: str, label: str, ck, x: np.ndarray | None, k: int, slot: int) -> None:
+    """One model's view: the input's reconstruction, likelihood and verdict, and its posterior on the
+    map of the test images (the map alone while there is no input yet)."""
     st.subheader(label)
-    mu, logvar = posterior_stats(ck.model, x[None])
-    show_images(np.stack([x, reconstruct(ck.model, x[None])[0]]), ncols=2, target=112,
-                caption="The input as the model sees it (left) and its reconstruction (right)")
-    own = float(iw_log_likelihoods(ck.model, x, k)[0])
     data = state.data_or_message(ck)
-    if data is None:
+    own = None
+    if x is not None:
+        show_images(np.stack([x, reconstruct(ck.model, x[None])[0]]), ncols=2, target=112,
+                    caption="The input as the model sees it (left) and its reconstruction (right)")
+        own = float(iw_log_likelihoods(ck.model, x, k)[0])
         st.metric(f"IW log-likelihood (K = {k})", f"{own:.1f} nats")
+    if data is None:
         return
+    if own is not None:
+        score = verdict(own, reference_log_likelihoods(ck.sha256, key, k), k)
+        (st.warning if score.unusual else st.success)(
+            f"Its log-likelihood is {score.verdict} ({score.n_reference} test images, the same K).")
     enc = state.encoding(ck, "test")
+    mu, logvar = posterior_stats(ck.model, x[None]) if x is not None else (enc.mu[:1], None)
     coords, centre, jacobian = map_with_input(enc.mu, mu[0])
-    projected = " (PCA)" if ck.model_config.latent_dim > 2 else ""
-    st.plotly_chart(map_with_posterior(coords, enc.labels, data.class_names, centre,
-                                       posterior_ellipse(centre, jacobian, logvar[0]),
-                                       title=f"Test images and your input{projected}"), key=f"yi_map_{slot}")
-    score = verdict(own, reference_log_likelihoods(ck.sha256, key, k), k)
-    st.metric(f"IW log-likelihood (K = {k})", f"{own:.1f} nats",
-              help=f"Ranked against {score.n_reference} test images with the same K.")
-    (st.warning if score.unusual else st.success)(f"Its log-likelihood is {score.verdict}.")
+    posterior = (centre, posterior_ellipse(centre, jacobian, logvar[0])) if x is not None else (None, None)
+    title = ("Test images and your input" if x is not None else "Test images") + \
+        (" (PCA)" if ck.model_config.latent_dim > 2 else "")
+    st.plotly_chart(map_with_posterior(coords, enc.labels, data.class_names, *posterior, title=title),
+                    key=f"yi_map_{slot}")
 
 
 def main() -> None:
@@ -95,14 +99,14 @@ def main() -> None:
         second = second_model(ck)
         k = int(st.select_slider("Importance samples K", [10, 100, 1000], 100, key="yi_k",
                                  help="More samples tighten the bound on log p(x) and cost more time."))
+    x = None
     if raw is None:
         st.info("Draw a digit on the canvas (or upload an image) to see where each model puts it.")
-        return
-    try:
-        x = prepare_input(raw[0], ck.model_config.image_shape, raw[1])
-    except InputError as err:
-        fail(str(err))
-        return
+    else:
+        try:
+            x = prepare_input(raw[0], ck.model_config.image_shape, raw[1])
+        except InputError as err:
+            fail(str(err))
     labels = state.library()
     models = [(state.current_key(), ck)] + ([second] if second else [])
     for slot, (col, (key, model)) in enumerate(zip(st.columns(len(models)), models)):
