@@ -110,13 +110,36 @@ def test_samples_for_a_larger_latent_slice_along_chosen_dimensions():
     assert images(at)[1] != before
 
 
-def test_compare_shows_metrics_and_says_why_the_same_z_is_not_shown():
+def test_compare_shows_metrics_diagnostics_aligned_maps_and_says_why_z_is_not_shared():
     at = open_page(PAGES[3])
     table = at.dataframe[0].value
     assert len(table) == 2 and "test ELBO (nats)" in table.columns
     assert any(c.startswith("IW log-lik. (K=100, N=500)") for c in table.columns)
-    assert any("same latent size" in i.value for i in at.info)
-    assert len(figures(at)) == 3  # curves + two maps (same data set)
+    diag = at.dataframe[1].value
+    assert list(diag["active units"]) == [2, 16] and list(diag["collapsed"]) == [0, 0]
+    assert any("PCA plane" in c.value and "unexplained" in c.value for c in at.caption)  # sizes 2 and 16 differ
+    assert any("latent sizes differ" in i.value for i in at.info)
+    titles = [f["layout"].get("title", {}).get("text") for f in figures(at)]
+    assert "Bundled: mnist-5k-z2" in titles and "Bundled: mnist-5k-z16" in titles  # the two aligned maps
+
+
+def test_compare_aligns_two_models_of_one_size_links_selection_and_decodes_one_z_through_both(runs_dir):
+    from vae.data import load_dataset
+    from vae.model import ModelConfig
+    from vae.train import TrainConfig, train_run
+    data = load_dataset("mnist-5k")
+    train_run(runs_dir / "other-z16", data, ModelConfig(image_shape=data.image_shape, latent_dim=16, hidden=(64,)),
+              TrainConfig(epochs=2, lr=3e-3))
+    at = open_page(PAGES[3], cmp_selected=[0, 5, 9])
+    at.multiselect(key="cmp_keys").set_value(["asset:mnist-5k-z16.safetensors", "run:other-z16"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Procrustes rotation in the latent space" in c.value for c in at.caption)
+    assert not any("latent sizes differ" in i.value for i in at.info)
+    assert any(m.value.startswith("**3 selected**") for m in at.markdown)  # the linked selection's images
+    captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
+    assert any("decodes the same z rotated into its frame" in c for c in captions)
+    maps = [f for f in figures(at) if f["layout"].get("title", {}).get("text") in ("Bundled: mnist-5k-z16", "Run: other-z16")]
+    assert len(maps) == 2 and all(any(t.get("name") == "selected" for t in f["data"]) for f in maps)
 
 
 def test_train_page_runs_a_job_in_the_background_and_shows_its_curves(runs_dir):

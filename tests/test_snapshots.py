@@ -2,11 +2,12 @@
 import numpy as np
 import pytest
 
-from vae.align import align_sequence, align_to, procrustes
+from vae.align import aligned_maps, align_sequence, align_to, procrustes
 from vae.data import load_dataset
 from vae.model import ModelConfig
 from vae.runs import read_metrics
-from vae.snapshots import (PROBE_POINTS, SHOWN, SnapshotError, load_snapshots, plane, read_snapshot, snapshot_dir)
+from vae.align import plane
+from vae.snapshots import PROBE_POINTS, SHOWN, SnapshotError, load_snapshots, read_snapshot, snapshot_dir
 from vae.train import TrainConfig, train_run
 
 
@@ -100,3 +101,17 @@ def test_a_sequence_is_aligned_to_its_last_map():
     flipped = last * [-1, 1]
     out = align_sequence([flipped, last])
     assert np.allclose(out[0], last, atol=1e-5) and out[1] is not None
+
+
+def test_aligned_maps_line_up_the_same_images_across_two_models():
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=(400, 5)) * [4, 2, 1, 0.5, 0.1]
+    q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    other = ref @ q + rng.normal(scale=0.05, size=ref.shape)  # the same layout, rotated, a little noise
+    maps = aligned_maps(ref, other)
+    assert maps.latent_alignment is not None and maps.residual < 0.01
+    assert np.abs(maps.other - maps.reference).max() < 0.5
+    # One z of the reference space, carried into the other model's space, lands where that model put it.
+    assert np.allclose(maps.latent_alignment.invert(ref[:3]), other[:3], atol=0.3)
+    smaller = aligned_maps(ref, ref[:, :3] @ np.linalg.qr(rng.normal(size=(3, 3)))[0])
+    assert smaller.latent_alignment is None and smaller.residual < 0.05 and "differ" in smaller.method

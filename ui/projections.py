@@ -5,54 +5,22 @@ the slow methods run once per checkpoint, ever, whichever session asked first.
 """
 from __future__ import annotations
 
-import threading
 from functools import partial
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
-import streamlit as st
-import torch
 
 from vae.checkpoint import Checkpoint
 from vae.explore import cache_dir, cached_projection
 
 from . import state
+from .background import rerun_when_done, worker
 
 NAMES = {"latent": "the latent itself", "pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
-
-
-class ProjectionWorker:
-    """One background thread for slow projections; futures keyed by (checkpoint, method, split)."""
-
-    def __init__(self):
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vae-projection",
-                                        initializer=torch.set_num_threads, initargs=(1,))
-        self._futures: dict[tuple, Future] = {}
-        self._lock = threading.Lock()
-
-    def submit(self, key: tuple, fn) -> Future:
-        with self._lock:
-            future = self._futures.get(key)
-            if future is None or (future.done() and future.exception() is not None):
-                future = self._pool.submit(fn)
-                self._futures[key] = future
-            return future
-
-
-@st.cache_resource
-def worker() -> ProjectionWorker:
-    return ProjectionWorker()
 
 
 def _is_cached(ck: Checkpoint, mu: np.ndarray, method: str, split: str) -> bool:
     folder = cache_dir(state.settings().runs_root, ck.sha256)
     return (folder / f"projection-{method}-{split}-{len(mu)}-0.npz").exists()
-
-
-@st.fragment(run_every=2.0)
-def _rerun_when_done(future: Future) -> None:
-    if future.done():
-        st.rerun(scope="app")
 
 
 def projection_or_pca(ck: Checkpoint, enc, method: str, split: str):
@@ -68,6 +36,6 @@ def projection_or_pca(ck: Checkpoint, enc, method: str, split: str):
     else:
         note = (f"{NAMES[method]} is being computed in the background (once per checkpoint, then cached); "
                 "PCA is shown meanwhile and the map switches by itself.")
-        _rerun_when_done(future)
+        rerun_when_done(future)
     coords, index = cached_projection(root, ck.sha256, enc.mu, "pca", split=split)
     return coords, index, note

@@ -52,6 +52,58 @@ def align_to(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, Alignm
     return alignment.apply(source).astype(np.float32), alignment
 
 
+def plane(mu: np.ndarray) -> np.ndarray:
+    """2-D coordinates of posterior means: the latent itself when D <= 2, else its two principal axes."""
+    mu = np.asarray(mu, np.float64)
+    if mu.shape[1] == 1:
+        return np.column_stack([mu[:, 0], np.zeros(len(mu))]).astype(np.float32)
+    if mu.shape[1] == 2:
+        return mu.astype(np.float32)
+    centred = mu - mu.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return (centred @ vt[:2].T).astype(np.float32)
+
+
+def principal_plane(reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, axes [D, 2]) of the reference's two principal axes, to project other points the same way."""
+    reference = np.asarray(reference, np.float64)
+    mean = reference.mean(0)
+    _, _, vt = np.linalg.svd(reference - mean, full_matrices=False)
+    return mean, vt[:2].T
+
+
+@dataclass(frozen=True)
+class AlignedMaps:
+    reference: np.ndarray  # [N, 2] the reference model's map
+    other: np.ndarray  # [N, 2] the other model's map, in the reference's frame
+    latent_alignment: Alignment | None  # other's latent -> reference's latent, when the sizes match
+    residual: float  # of the alignment used (see Alignment.residual)
+    method: str  # in words, for the page
+
+
+def aligned_maps(mu_reference: np.ndarray, mu_other: np.ndarray) -> AlignedMaps:
+    """Two models' posterior means for the same images as two maps in one frame.
+
+    Same latent size: Procrustes in the latent space itself, then (beyond 2-D) one PCA plane fitted on
+    the reference and applied to both. Different sizes: each model's own PCA plane, the other's rotated
+    onto the reference's (only the 2-D pictures can be aligned then)."""
+    mu_reference, mu_other = np.asarray(mu_reference, np.float64), np.asarray(mu_other, np.float64)
+    if mu_reference.shape == mu_other.shape:
+        moved, alignment = align_to(mu_other, mu_reference)
+        if mu_reference.shape[1] <= 2:
+            ref, other = plane(mu_reference), plane(moved)
+            method = "Procrustes rotation of the second latent space onto the first"
+        else:
+            mean, axes = principal_plane(mu_reference)
+            ref, other = ((mu_reference - mean) @ axes).astype(np.float32), ((moved - mean) @ axes).astype(np.float32)
+            method = "Procrustes rotation in the latent space, then the first model's PCA plane for both"
+        return AlignedMaps(ref, other, alignment, alignment.residual, method)
+    ref = plane(mu_reference)
+    other, alignment = align_to(plane(mu_other), ref)
+    return AlignedMaps(ref, other, None, alignment.residual,
+                       "each model's PCA plane, the second rotated onto the first (the latent sizes differ)")
+
+
 def align_sequence(maps: list[np.ndarray]) -> list[np.ndarray]:
     """Every map carried into the last one's frame (a replay ends on the final map, so frames
     rotate no more than the space itself changes)."""

@@ -42,13 +42,18 @@ def evaluate_checkpoint(path, *, iw_samples: int | None = None, max_points: int 
     return {"checkpoint": str(checkpoint.path), **report}
 
 
+def evaluation_inputs(checkpoint: Checkpoint, data: Dataset) -> torch.Tensor:
+    """The test images as the run saw them (binarised runs: one fixed binarisation), on the model's device."""
+    config = TrainConfig.from_dict({**checkpoint.train_config, "epochs": 1})
+    return test_inputs(data, config, next(checkpoint.model.parameters()).device)
+
+
 def evaluate_model(checkpoint: Checkpoint, data: Dataset, *, iw_samples: int | None = None,
                    max_points: int | None = None) -> dict:
     """test_elbo, iw_log_likelihood (when K is given), active_units and kl_per_dim, in nats per example,
     on the test split as the run saw it (binarised runs on a fixed binarisation)."""
-    config = TrainConfig.from_dict({**checkpoint.train_config, "epochs": 1})
     model = checkpoint.model
-    x = test_inputs(data, config, next(model.parameters()).device)
+    x = evaluation_inputs(checkpoint, data)
     if max_points is not None:
         if max_points < 1:
             raise DataError(f"--max-points must be at least 1, got {max_points}.")

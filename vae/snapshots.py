@@ -20,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as np_load
 from safetensors.numpy import save as np_save
 
+from .align import plane
 from .checkpoint import atomic_write_bytes
 from .explore import to_uint8
 from .model import VAE
@@ -77,18 +78,6 @@ def make_probe(x_test: torch.Tensor, y_test: np.ndarray | None, latent_dim: int,
     labels = np.asarray(y_test)[index.numpy()].astype(np.int64) if y_test is not None else np.full(len(index), -1)
     z = torch.randn((SHOWN, latent_dim), generator=gen)
     return Probe(index=index.numpy(), labels=labels, x=x_test[index.to(x_test.device)], shown=shown, z=z)
-
-
-def plane(mu: np.ndarray) -> np.ndarray:
-    """2-D coordinates of posterior means: the latent itself when D <= 2, else its two principal axes."""
-    mu = np.asarray(mu, np.float64)
-    if mu.shape[1] == 1:
-        return np.column_stack([mu[:, 0], np.zeros(len(mu))]).astype(np.float32)
-    if mu.shape[1] == 2:
-        return mu.astype(np.float32)
-    centred = mu - mu.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return (centred @ vt[:2].T).astype(np.float32)
 
 
 @torch.no_grad()

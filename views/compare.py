@@ -1,15 +1,14 @@
-"""Compare: two or more checkpoints: curves, a metrics table, maps side by side, one z through each decoder."""
-import numpy as np
+"""Compare: two or more checkpoints: curves, a metrics table, diagnostics, aligned maps with linked selection,
+one z through both decoders."""
 import pandas as pd
 import streamlit as st
 
-from ui import state
-from ui.figures import compare_curves, latent_map
-from ui.widgets import describe, explain, fail, show_images
+from ui import aligned, diagnostics, state
+from ui.figures import compare_curves
+from ui.widgets import explain, fail
 from vae.checkpoint import CheckpointError
 from vae.data import DataError
 from vae.evaluate import evaluate_model
-from vae.explore import pca_with_path, prior_samples
 
 st.header("Compare checkpoints")
 items = state.library()
@@ -51,32 +50,17 @@ with st.spinner(f"Evaluating with K = {k} on {n_points} test images…"):
                      "parameters": r["n_parameters"]})
 st.dataframe(pd.DataFrame(rows), hide_index=True)
 
-st.subheader("Latent maps side by side")
+st.subheader("Diagnostics")
+diagnostics.compare_panel(cks)
+
+st.subheader("Aligned latent maps")
 datasets = {label: ck.dataset.get("name") for label, ck in cks.items()}
 if len(set(datasets.values())) > 1:
-    st.info("Maps are shown side by side only for checkpoints trained on the same data set; here: "
-            + ", ".join(f"{label} on {name}" for label, name in datasets.items()) + ".")
+    st.info("Maps are aligned only for checkpoints trained on the same data set (alignment matches the same "
+            "images in both); here: " + ", ".join(f"{label} on {name}" for label, name in datasets.items()) + ".")
+    aligned.same_z_unaligned(cks)
 else:
-    cols = st.columns(len(cks))
-    for col, (label, ck) in zip(cols, cks.items()):
-        data = state.data_or_message(ck)
-        if data is None:
-            continue
-        enc = state.encoding(ck, "test")
-        coords, _ = pca_with_path(enc.mu, enc.mu[:1])
-        col.plotly_chart(latent_map(coords, np.arange(len(coords)), enc.labels, data.class_names, height=420,
-                                    title=f"{label}" + (" (PCA)" if ck.model_config.latent_dim > 2 else "")),
-                         key=f"cmp_map_{label}")
-
-st.subheader("The same z through each decoder")
-dims = {label: ck.model_config.latent_dim for label, ck in cks.items()}
-if len(set(dims.values())) > 1:
-    st.info("The same z can only be decoded by models with the same latent size; here: "
-            + ", ".join(f"{label} has {d}" for label, d in dims.items()) + ".")
-else:
-    seed = int(st.number_input("Seed for z ~ N(0, I)", 0, 10**6, 0, key="cmp_seed"))
-    for label, ck in cks.items():
-        show_images(prior_samples(ck.model, 10, seed=seed), ncols=10, caption=f"{label}: {describe(ck)}", target=56)
+    aligned.render(cks)
 
 explain("Reading the table", """
 The **ELBO** (eq. 3) is a lower bound on log p(x); the **importance-weighted** estimate with K samples

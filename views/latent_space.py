@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from ui import state
+from ui import diagnostics, state
 from ui.figures import latent_map
 from ui.projections import NAMES, projection_or_pca
 from ui.widgets import explain, fail, show_images
@@ -50,6 +50,9 @@ else:
 
 if d > 2 and method == "latent":
     fail("This latent has more than two dimensions; choose a projection.")
+
+st.subheader("Diagnostics")
+diagnostics.panel(ck, state.encoding(ck, "test"))
 
 explain("What is this map?", """
 Each point is one image x, placed at the mean of its approximate posterior q(z|x) = N(mu, diag sigma^2)

@@ -1,0 +1,42 @@
+"""One background thread for slow, cacheable work that pages wait for (UMAP, t-SNE, IW curves).
+
+The thread never calls `st.*`: it only computes and writes the runs folder's cache. A page submits
+a job under a key, shows something meanwhile, and a fragment reruns the app when the future is done.
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import streamlit as st
+import torch
+
+
+class BackgroundWorker:
+    """Futures keyed by what they compute, so two sessions asking for the same thing share one."""
+
+    def __init__(self):
+        # One thread, one torch thread: two busy pools on two cores slow each other several-fold.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vae-background",
+                                        initializer=torch.set_num_threads, initargs=(1,))
+        self._futures: dict[tuple, Future] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, key: tuple, fn) -> Future:
+        with self._lock:
+            future = self._futures.get(key)
+            if future is None or (future.done() and future.exception() is not None):
+                future = self._pool.submit(fn)
+                self._futures[key] = future
+            return future
+
+
+@st.cache_resource
+def worker() -> BackgroundWorker:
+    return BackgroundWorker()
+
+
+@st.fragment(run_every=2.0)
+def rerun_when_done(future: Future) -> None:
+    if future.done():
+        st.rerun(scope="app")

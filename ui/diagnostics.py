@@ -1,0 +1,165 @@
+"""The diagnostics panel (Latent space and Compare): active units, collapse, KL per dimension over
+training, the IW bound against K, and the aggregate posterior against the prior. Numbers come from
+vae.diagnostics; this file lays them out."""
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from vae.checkpoint import Checkpoint
+from vae.data import DataError
+from vae.diagnostics import (COLLAPSE_KL, IW_KS, IWCurve, aggregate_posterior, cached_iw_curve, collapse_warning,
+                             collapsed_dims, kl_history, marginal_density, prior_density, unit_activity)
+from vae.evaluate import evaluation_inputs
+from vae.explore import cache_dir, dims_by_kl
+from vae.metrics import ACTIVE_UNIT_THRESHOLD, kl_per_dim
+
+from . import state
+from .background import rerun_when_done, worker
+from .figures import PALETTE, _layout
+from .widgets import explain
+
+IW_POINTS = 100  # test images for the IW curve: K = 5000 on each takes a few seconds on one core
+
+
+def iw_curve(ck: Checkpoint) -> IWCurve | None:
+    """The checkpoint's IW curve from the cache, or None while the background worker computes it."""
+    root, ks = state.settings().runs_root, IW_KS
+    x = evaluation_inputs(ck, state.dataset_for(ck))[:IW_POINTS]
+    compute = partial(cached_iw_curve, root, ck.sha256, ck.model, x, ks)
+    if (cache_dir(root, ck.sha256) / f"iw-curve-{len(x)}-{max(ks)}-0.json").exists():
+        return compute()
+    future = worker().submit(("iw", ck.sha256, len(x)), compute)
+    if future.done() and future.exception() is None:
+        return future.result()
+    if future.done():
+        st.error(f"The IW curve could not be computed: {future.exception()}")
+    else:
+        rerun_when_done(future)
+    return None
+
+
+# -- figures -------------------------------------------------------------------------------
+def kl_bars(kl: np.ndarray, activity: np.ndarray, *, height: int = 320) -> go.Figure:
+    dims = [f"z{d}" for d in range(len(kl))]
+    colours = [PALETTE[1] if v >= COLLAPSE_KL else "#bbbbbb" for v in kl]
+    fig = go.Figure(go.Bar(x=dims, y=kl, marker_color=colours, customdata=activity,
+                           hovertemplate="%{x}: KL %{y:.3f} nats<br>Cov of means %{customdata:.3f}<extra></extra>"))
+    fig.update_yaxes(title_text="KL (nats)")
+    return _layout(fig, height, title="KL per dimension now (grey: collapsed)", showlegend=False)
+
+
+def kl_heatmap(epochs: np.ndarray, matrix: np.ndarray, *, height: int = 320) -> go.Figure:
+    fig = go.Figure(go.Heatmap(x=epochs, y=[f"z{d}" for d in range(matrix.shape[1])], z=matrix.T.astype(np.float32),
+                               colorscale="Viridis", colorbar=dict(title="nats"),
+                               hovertemplate="epoch %{x}<br>%{y}: KL %{z:.3f}<extra></extra>"))
+    fig.update_xaxes(title_text="epoch")
+    return _layout(fig, height, title="KL per dimension over training (test set)")
+
+
+def iw_figure(curves: dict[str, IWCurve], *, height: int = 360) -> go.Figure:
+    fig = go.Figure()
+    for i, (label, c) in enumerate(curves.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=c.ks, y=c.iw, mode="lines+markers", name=f"{label}: IW bound",
+                                 line=dict(color=colour), error_y=dict(type="data", array=c.iw_se, thickness=1)))
+        fig.add_trace(go.Scatter(x=[c.ks[0], c.ks[-1]], y=[c.elbo, c.elbo], mode="lines", name=f"{label}: ELBO",
+                                 line=dict(color=colour, dash="dot")))
+    fig.update_xaxes(type="log", title_text="importance samples K")
+    fig.update_yaxes(title_text="nats per image")
+    return _layout(fig, height, title="IW bound rising from the ELBO towards log p(x)")
+
+
+def aggregate_figure(mu: np.ndarray, logvar: np.ndarray, dims: list[int], *, height: int = 320) -> go.Figure:
+    grid = np.linspace(-4, 4, 161)
+    fig = go.Figure(go.Scatter(x=grid, y=prior_density(grid), name="prior N(0, 1)",
+                               line=dict(color="black", dash="dash", width=3)))
+    for i, d in enumerate(dims):
+        fig.add_trace(go.Scatter(x=grid, y=marginal_density(mu, logvar, d, grid), name=f"q(z{d})",
+                                 line=dict(color=PALETTE[(i + 2) % len(PALETTE)], width=2)))
+    fig.update_xaxes(title_text="z")
+    fig.update_yaxes(title_text="density")
+    return _layout(fig, height, title="aggregate posterior q(z) = mean over images of q(z|x), per dimension")
+
+
+# -- the panels ----------------------------------------------------------------------------
+def panel(ck: Checkpoint, enc) -> None:
+    """Diagnostics of one checkpoint on its test set (Latent space page)."""
+    kl, activity = kl_per_dim(enc.mu, enc.logvar), unit_activity(enc.mu)
+    d = len(kl)
+    agg = aggregate_posterior(enc.mu, enc.logvar)
+    curve = iw_curve(ck)
+    a, b, c, e = st.columns(4)
+    a.metric("Active units", f"{int((activity > ACTIVE_UNIT_THRESHOLD).sum())} / {d}",
+             help="Dimensions whose posterior mean varies across images: Cov > 0.01 (Burda et al., 2015).")
+    b.metric("Collapsed dimensions", len(collapsed_dims(kl)), help=f"KL below {COLLAPSE_KL} nats.")
+    c.metric("IW gain at K=5000", f"{curve.gap:.2f} nats" if curve else "computing…",
+             help="How much the importance-weighted bound gains over the ELBO: the posterior's mismatch.")
+    e.metric("q(z) vs prior", f"{agg.kl_to_prior:.2f} nats", help="KL of the moment-matched aggregate posterior to N(0, I).")
+    warning = collapse_warning(kl)
+    if warning:
+        st.warning(warning, icon=":material/warning:")
+    left, right = st.columns(2)
+    left.plotly_chart(kl_bars(kl, activity), key="diag_kl")
+    epochs, matrix = kl_history(ck.history)
+    if len(epochs) > 1:
+        right.plotly_chart(kl_heatmap(epochs, matrix), key="diag_kl_history")
+    else:
+        right.info("This checkpoint kept no KL per dimension over training (runs trained with this version do).")
+    left, right = st.columns(2)
+    if curve:
+        left.plotly_chart(iw_figure({"this model": curve}), key="diag_iw")
+        left.caption(f"{curve.n_points} test images; the bound for K uses the first K of 5000 samples per image.")
+    else:
+        left.info(f"The IW bound for K = 1 … 5000 on {IW_POINTS} test images is being computed in the "
+                  "background (once per checkpoint, then cached); it appears here by itself.")
+    right.plotly_chart(aggregate_figure(enc.mu, enc.logvar, dims_by_kl(kl)[:3]), key="diag_agg")
+    right.caption(agg.summary() + ".")
+    explain("What do these diagnostics say?", DIAGNOSTICS_NOTE)
+
+
+def compare_panel(cks: dict[str, Checkpoint]) -> None:
+    """The same diagnostics, one row per checkpoint, and their IW curves overlaid (Compare page)."""
+    rows, curves = [], {}
+    for label, ck in cks.items():
+        try:
+            enc = state.encoding(ck, "test")
+        except DataError as err:  # a missing data set is reported; the rest still compare
+            rows.append({"checkpoint": label, "note": str(err)})
+            continue
+        kl, agg = kl_per_dim(enc.mu, enc.logvar), aggregate_posterior(enc.mu, enc.logvar)
+        curve = iw_curve(ck)  # the data set loaded for the encoding above, so this cannot miss it
+        if curve:
+            curves[label] = curve
+        dead = collapsed_dims(kl)
+        rows.append({"checkpoint": label, "latent": len(kl),
+                     "active units": int((unit_activity(enc.mu) > ACTIVE_UNIT_THRESHOLD).sum()),
+                     "collapsed": len(dead), "IW gain at K=5000 (nats)": round(curve.gap, 2) if curve else None,
+                     "q(z) vs prior (nats)": round(agg.kl_to_prior, 2)})
+        if dead:
+            st.warning(f"{label}: " + collapse_warning(kl), icon=":material/warning:")
+    st.dataframe(rows, hide_index=True)
+    if curves:
+        st.plotly_chart(iw_figure(curves), key="cmp_iw")
+    if len(curves) < len(cks):
+        st.info("IW curves are computed in the background, one checkpoint at a time; they appear as they finish.")
+
+
+DIAGNOSTICS_NOTE = """
+**Active units.** A latent dimension is in use when its posterior mean E_q[z_d] varies across images
+(covariance above 0.01, Burda et al. 2015). **Collapsed** dimensions have KL(q(z_d|x) || p(z_d)) near zero
+for every image (appendix B gives the KL in closed form): q(z_d|x) is just the prior, so z_d tells the
+decoder nothing. The KL term of the bound (eq. 7) makes unused dimensions collapse: it charges for every
+nat of information a dimension carries.
+
+**The IW bound against K.** log p(x) = ELBO + KL(q(z|x) || p(z|x)) (eq. 1). The importance-weighted bound
+log (1/K) sum_k p(x, z_k) / q(z_k|x) equals the ELBO in expectation at K = 1 and rises towards log p(x)
+as K grows (Burda et al. 2015), so its rise shows how far the Gaussian q(z|x) is from the true posterior.
+
+**The aggregate posterior.** Averaging q(z|x) over the data gives q(z). Sampling z from the prior
+(the Samples page) only gives images like the data where q(z) covers the prior: a q(z) narrower than,
+or shifted from, N(0, 1) leaves prior regions that decode to nothing seen in training.
+"""
