@@ -83,8 +83,8 @@ def _budget(text: str) -> float:
 
 
 def _add_reproduce(sub) -> None:
-    from .reproduce import DEFAULT_BUDGET, MANIFEST, PAPER_LATENT_DIMS, REPRODUCTIONS
-
+    # Defaults stay in vae.reproduce.Plan (None here means "the plan's"); the numbers in the help are
+    # written out so that --help and usage errors answer without importing torch.
     r = sub.add_parser(
         "reproduce", help="reproduce the paper's figure 2 (bound vs samples) or figure 4 (2-D manifold)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -92,8 +92,8 @@ def _add_reproduce(sub) -> None:
                     "fig2: trains one run per latent size (the paper's Nz = 3 5 10 20 200) for --budget training\n"
                     "      samples each and gathers the lower bound against samples seen, train and test.\n"
                     "fig4: trains a 2-D latent and writes the learned manifold as a PNG.\n\n"
-                    f"Runs land in --out as <name>-nz<K> (the app lists them as models); the manifest, the\n"
-                    f"series as CSV and the PNG in <out>/{REPRODUCTIONS}/<name>/ ({MANIFEST}). Running the\n"
+                    "Runs land in --out as <name>-nz<K> (the app lists them as models); the manifest\n"
+                    "(reproduce.json), the series as CSV and the PNG in <out>/reproductions/<name>/. Running the\n"
                     "same command again continues: finished sizes are skipped, stopped ones resumed, and a\n"
                     "larger --budget extends them. The paper does not say how it binarised MNIST: --binarize\n"
                     "none trains on grey pixels as Bernoulli targets, dynamic draws new binary images each step.")
@@ -103,10 +103,10 @@ def _add_reproduce(sub) -> None:
     r.add_argument("--out", required=True, help="the runs folder to train into (the app reads runs/ or $VAE_RUNS_DIR)")
     r.add_argument("--name", help="runs are named <name>-nz<K> (default: <figure>-<dataset>-<preset>-<binarize>)")
     r.add_argument("--latent-dims", type=int, nargs="+",
-                   help=f"latent sizes (fig2 default: {' '.join(map(str, PAPER_LATENT_DIMS))}; fig4: 2)")
-    r.add_argument("--budget", type=_budget, default=DEFAULT_BUDGET,
-                   help=f"training samples per latent size, rounded up to whole epochs (default {DEFAULT_BUDGET:.0e}; "
-                        "the paper ran to 2e8); about 13,000 samples/s on one CPU core")
+                   help="latent sizes (fig2 default: 3 5 10 20 200; fig4: 2)")
+    r.add_argument("--budget", type=_budget,
+                   help="training samples per latent size, rounded up to whole epochs (default 1e7; the paper "
+                        "ran to 2e8); about 13,000 samples/s on one CPU core")
     r.add_argument("--preset", choices=("paper", "default"), default="paper",
                    help="paper: 500 tanh units, N(0, 0.01^2) init, Adagrad 0.02 (default); default: the project's 400 relu, Adam")
     r.add_argument("--binarize", choices=("none", "dynamic", "static"), default="none",
@@ -225,9 +225,9 @@ def cmd_reproduce(args) -> int:
     from .train import train_run
 
     dims = args.latent_dims or ((2,) if args.figure == "fig4" else None)
-    plan = Plan(figure=args.figure, dataset=args.dataset, budget=args.budget, preset=args.preset,
-                binarize=args.binarize, seed=args.seed, data_dir=args.data_dir, name=args.name or "",
-                **({"latent_dims": tuple(dims)} if dims else {}))
+    given = {"latent_dims": tuple(dims) if dims else None, "budget": args.budget}
+    plan = Plan(figure=args.figure, dataset=args.dataset, preset=args.preset, binarize=args.binarize, seed=args.seed,
+                data_dir=args.data_dir, name=args.name or "", **{k: v for k, v in given.items() if v is not None})
     if not 2 <= args.grid <= 60:
         raise ConfigError(f"the manifold grid must have 2 to 60 images per side, got {args.grid}.")
     data = load_dataset(plan.dataset, data_dir=plan.data_dir)

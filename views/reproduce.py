@@ -75,23 +75,26 @@ def start_form() -> None:
         fail(str(err))
 
 
-def progress(manifest: dict) -> bool:
-    """One line per latent size that is queued or training; True while any is."""
-    busy = False
+def progress(manifest: dict) -> None:
+    """One line per latent size that is queued or training."""
     for key, size in manifest["sizes"].items():
         job = state.registry().active_for(size["run"])
         if job is not None:
-            busy = True
             text = (f"queued, place {job.queue_position}" if job.state == "queued" else
                     f"{job.progress:.0%} of {rp.short(size['budget'])} samples, {job.samples_per_s:,.0f} samples/s")
             st.progress(job.progress, text=f"Nz = {key}: {text}")
-    return busy
+
+
+def training(manifests: list[dict]) -> bool:
+    registry = state.registry()
+    return any(registry.active_for(s["run"]) for m in manifests for s in m["sizes"].values())
 
 
 def figure2_view(name: str) -> None:
     """Redrawn from the runs' metrics while their jobs train (never from the worker thread)."""
     manifest = rp.read_manifest(rp.reproduction_dir(state.settings().runs_root, name) / rp.MANIFEST)
-    busy = progress(manifest)
+    progress(manifest)
+    busy = training(rp.list_reproductions(state.settings().runs_root))  # figure 4's run too
     series = rp.figure_series(state.settings().runs_root, manifest)
     st.plotly_chart(figure2(series, [int(k) for k in manifest["sizes"]]), key=f"rp_fig2_{name}")
     table = pd.DataFrame(rp.comparison(series)).dropna(axis=1, how="all")
@@ -118,9 +121,7 @@ else:
         st.session_state.rp_watch = next(iter(fig2s))
     name = st.selectbox("Reproduction", list(fig2s), key="rp_watch", format_func=lambda n: (
         f"{n} ({fig2s[n]['dataset']}, {fig2s[n]['preset']} preset, binarise: {fig2s[n]['binarize']})"))
-    registry = state.registry()
-    busy = any(registry.active_for(s["run"]) for s in fig2s[name]["sizes"].values())
-    st.fragment(figure2_view, run_every=2.0 if busy else None)(name)
+    st.fragment(figure2_view, run_every=2.0 if training(found) else None)(name)
 
 st.subheader("Figure 4: the learned 2-D manifold")
 fig4s = [m for m in found if m["figure"] == "fig4"]
