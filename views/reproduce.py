@@ -28,10 +28,12 @@ def figure2(series: list, dims: list[int]) -> go.Figure:
         fig.add_trace(go.Scatter(x=s.samples, y=s.elbo, mode="lines", name=f"Nz={s.latent_dim} {s.split}",
                                  line=dict(color=colour[s.latent_dim], width=3,
                                            dash="solid" if s.split == "test" else "dash")))
-    for p in rp.PAPER_FIG2_MNIST:
-        fig.add_trace(go.Scatter(x=[p.samples], y=[p.elbo], mode="markers", name=f"paper Nz={p.latent_dim}",
-                                 marker=dict(color=colour[p.latent_dim], size=14, symbol="diamond", line=dict(width=1)),
-                                 hovertemplate=f"paper, Nz={p.latent_dim} ({p.split}), read off figure 2: "
+    for k in sorted({p.latent_dim for p in rp.PAPER_FIG2_MNIST}):
+        points = [p for p in rp.PAPER_FIG2_MNIST if p.latent_dim == k]
+        fig.add_trace(go.Scatter(x=[p.samples for p in points], y=[p.elbo for p in points], mode="markers",
+                                 name=f"paper Nz={k}", customdata=[p.split for p in points],
+                                 marker=dict(color=colour[k], size=14, symbol="diamond", line=dict(width=1)),
+                                 hovertemplate=f"paper, Nz={k} (%{{customdata}}), read off figure 2: "
                                                "%{y} nats<extra></extra>"))
     fig.update_xaxes(title_text="training samples evaluated", type="log", range=[4, math.log10(3e8)])
     fig.update_yaxes(title_text="lower bound L (nats per example)")
@@ -97,7 +99,7 @@ def figure2_view(name: str) -> None:
     busy = training(rp.list_reproductions(state.settings().runs_root))  # figure 4's run too
     series = rp.figure_series(state.settings().runs_root, manifest)
     st.plotly_chart(figure2(series, [int(k) for k in manifest["sizes"]]), key=f"rp_fig2_{name}")
-    table = pd.DataFrame(rp.comparison(series)).dropna(axis=1, how="all")
+    table = pd.DataFrame(rp.comparison(series)).dropna(axis=1, how="all").round(1)
     st.dataframe(table, hide_index=True)
     was = st.session_state.get(f"rp_busy_{name}")
     st.session_state[f"rp_busy_{name}"] = busy
