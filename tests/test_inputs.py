@@ -2,6 +2,7 @@
 out-of-distribution score from its importance-weighted log-likelihood."""
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -127,7 +128,6 @@ def test_a_huge_image_is_refused_before_it_is_decoded():
 
 def test_canvas_data_url_is_checked():
     png = png_bytes(np.zeros((4, 4), np.float32))
-    import base64
     assert png_from_data_url("data:image/png;base64," + base64.b64encode(png).decode()) == png
     assert png_from_data_url(None) is None
     for bad in ("javascript:alert(1)", "data:image/png;base64,@@@"):

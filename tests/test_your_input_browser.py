@@ -5,7 +5,6 @@ but disables uploads.
 """
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pytest

@@ -10,7 +10,6 @@ import base64
 import binascii
 import functools
 
-import streamlit as st
 
 from vae.inputs import MAX_BYTES, InputError
 

@@ -18,9 +18,10 @@ def map_with_posterior(coords: np.ndarray, labels: np.ndarray | None, class_name
     fig.update_layout(dragmode="zoom")  # nothing to select here
     if centre is None:
         return fig
+    fig.add_trace(go.Scatter(x=[float(centre[0])], y=[float(centre[1])], mode="markers", name=INPUT_NAME,
+                             marker=dict(symbol="star", size=18, color="#d62728", line=dict(width=1.5, color="black")),
+                             hovertemplate="your input: posterior mean<br>(%{x:.2f}, %{y:.2f})<extra></extra>"))
+    # The outline goes on top of the star: a confident encoder's outline is smaller than the star.
     fig.add_trace(go.Scatter(x=outline[:, 0], y=outline[:, 1], mode="lines", name="q(z|x), 1 std",
                              line=dict(color="black", width=2), hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=[float(centre[0])], y=[float(centre[1])], mode="markers", name=INPUT_NAME,
-                             marker=dict(symbol="star", size=22, color="#d62728", line=dict(width=1.5, color="black")),
-                             hovertemplate="your input: posterior mean<br>(%{x:.2f}, %{y:.2f})<extra></extra>"))
     return fig

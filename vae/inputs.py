@@ -74,11 +74,12 @@ def _read_npy(data: bytes, name: str) -> np.ndarray:
 
 
 def _read_picture(data: bytes, name: str) -> np.ndarray:
-    from PIL import Image  # imported late: keeps `import vae` light
+    from PIL import Image, ImageOps  # imported late: keeps `import vae` light
     try:
         with Image.open(io.BytesIO(data)) as img:
             if max(img.size) > MAX_SIDE:  # refused before the pixels are decoded
                 raise InputError(f"{name} is {img.size[0]}x{img.size[1]} pixels; at most {MAX_SIDE} on a side.")
+            img = ImageOps.exif_transpose(img)  # a phone photo stores "rotate me" beside its pixels
             if img.mode == "I" or img.mode.startswith("I;16"):  # 16-bit grey: convert("L") would clip it
                 return np.clip(np.asarray(img, np.float32) / 65535, 0, 1)
             has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info

@@ -120,7 +120,8 @@ explain("How is my input judged?", """
 **Where it lands.** The encoder gives the approximate posterior q(z|x) = N(mu, diag sigma^2) of your
 input (section 3, eq. 9 of Kingma & Welling, 2013), the distribution that eq. 4's reparameterisation
 z = mu + sigma * eps samples from (eq. 10). The star is its mean mu, on the same map as the test images
-(PCA for latents above 2-D); the outline is one posterior standard deviation. The reconstruction decodes mu.
+(PCA for latents above 2-D); the outline is one posterior standard deviation, often smaller than the
+star: the encoder is sure of where a clear digit goes. The reconstruction decodes mu.
 
 **How likely it is.** The importance-weighted bound (Burda et al., 2015) averages K ratios
 p(x, z_k) / q(z_k|x) with z_k ~ q(z|x): K = 1 is the ELBO (eq. 2-3), and the bound approaches log p(x)
