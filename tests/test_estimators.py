@@ -105,4 +105,4 @@ def test_summary_sentence_reports_the_measured_ratio(rows):
     text = summary_sentence(rows)
     ratio = row(rows, "A", 1)["grad_var"] / row(rows, "B", 1)["grad_var"]
     assert text.startswith(f"At L=1, B's gradient variance is {ratio:.2f}x smaller than A's")
-    assert f"From L=1 to L=16 the gradient variance falls like L^{variance_slope(rows, 'A'):.2f} for A" in text
+    assert f"From L=1 to L=16 the gradient variance falls with a log-log slope of {variance_slope(rows, 'A'):.2f} for A" in text

@@ -56,8 +56,8 @@ def variance_figure(table: pd.DataFrame) -> go.Figure:
             fig.add_trace(go.Scatter(x=l_values, y=a[key].iloc[0] * l_values[0] / l_values, mode="lines",
                                      name="∝ 1/L", legendgroup="ref", showlegend=col == 1,
                                      line=dict(color="grey", width=1, dash="dot")), row=1, col=col)
-    fig.update_xaxes(type="log", title_text="L (samples per image)")
-    fig.update_yaxes(type="log", exponentformat="power")
+    fig.update_xaxes(type="log", title_text="L (samples per image)", tickvals=sorted(table.L.unique()))
+    fig.update_yaxes(type="log", exponentformat="power", dtick=1)  # one label per decade
     return fig.update_layout(height=380, font=FONT, margin=dict(l=10, r=10, t=40, b=10))
 
 
@@ -70,7 +70,7 @@ def elbo_figure(table: pd.DataFrame) -> go.Figure:
                                  customdata=np.stack([rows.L, rows.elbo_std], axis=-1),
                                  hovertemplate="L=%{customdata[0]}<br>%{y:.2f} ± %{customdata[1]:.2f} nats<extra></extra>",
                                  line=dict(color=COLOURS[est], width=3)))
-    fig.update_xaxes(type="log", title_text="L (samples per image)")
+    fig.update_xaxes(type="log", title_text="L (samples per image)", tickvals=sorted(table.L.unique()))
     fig.update_yaxes(title_text="ELBO estimate (nats per image)")
     return fig.update_layout(height=380, font=FONT, margin=dict(l=10, r=10, t=40, b=10),
                              title="The batch's ELBO estimate: mean ± standard deviation over repeats")
