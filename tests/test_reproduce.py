@@ -136,6 +136,22 @@ def test_the_same_name_with_other_settings_is_refused(made):
                           1438)
 
 
+@pytest.mark.parametrize("text", ["{not json", '{"name": "x", "figure": "fig2", "sizes": {"3": {}}}', "[]",
+                                  '{"name": "x", "figure": "fig2", "dataset": "mnist", "preset": "paper", '
+                                  '"binarize": "none", "sizes": {"three": {"run": "x-nz3"}}}'])
+def test_a_damaged_manifest_is_left_out_of_the_list(tmp_path, text):
+    folder = rp.reproduction_dir(tmp_path, "x")
+    folder.mkdir(parents=True)
+    (folder / rp.MANIFEST).write_text(text)
+    assert rp.list_reproductions(tmp_path) == []
+
+
+def test_a_smaller_budget_later_does_not_shrink_the_record(tmp_path):
+    rp.write_manifest(tmp_path, rp.Plan("fig2", **{**TINY, "budget": 6000}), 1438)
+    manifest = rp.write_manifest(tmp_path, rp.Plan("fig2", **TINY), 1438)
+    assert manifest["sizes"]["2"] == {"run": "fig2-digits-paper-none-nz2", "budget": 6000.0, "epochs": 5}
+
+
 def test_the_app_submits_one_job_per_size_and_they_finish(tmp_path, digits):
     registry = JobRegistry(tmp_path, max_running=1, threads=1)
     plan = rp.Plan("fig2", **{**TINY, "budget": 1500})

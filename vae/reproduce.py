@@ -43,6 +43,7 @@ REPRODUCTIONS = "reproductions"  # <runs>/reproductions/<name>/: manifest, serie
 MANIFEST = "reproduce.json"
 SERIES_CSV = "series.csv"
 MANIFOLD_PNG = "manifold.png"
+IDENTITY = ("figure", "dataset", "preset", "binarize", "seed")  # a manifest's settings that never change
 MAX_NAME = 56  # so that <name>-nz<K> stays within a run name's 64 characters
 NAME_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}$")
 # Training throughput on one core of the development machine (full MNIST, Nz = 20, batch 100, one torch
@@ -128,8 +129,7 @@ class Plan:
 
     def identity(self) -> dict:
         """What must match for a second invocation to continue this reproduction rather than mix two."""
-        return {"figure": self.figure, "dataset": self.dataset, "preset": self.preset,
-                "binarize": self.binarize, "seed": self.seed}
+        return {key: getattr(self, key) for key in IDENTITY}
 
 
 # -- the manifest -------------------------------------------------------------------------------
@@ -149,7 +149,8 @@ def write_manifest(runs_root: str | os.PathLike, plan: Plan, n_train: int) -> di
                                f"{value!r}; choose another name, or the same settings to continue it.")
     sizes = dict(old.get("sizes", {}))
     for k in plan.latent_dims:
-        sizes[str(k)] = {"run": plan.run_name(k), "budget": plan.budget, "epochs": plan.epochs(n_train)}
+        budget = max(plan.budget, float(sizes.get(str(k), {}).get("budget", 0)))  # a smaller budget trains nothing
+        sizes[str(k)] = {"run": plan.run_name(k), "budget": budget, "epochs": max(1, math.ceil(budget / max(1, n_train)))}
     manifest = {**plan.identity(), "name": plan.name, "data_dir": plan.data_dir, "n_train": n_train,
                 "budget": plan.budget, "sizes": dict(sorted(sizes.items(), key=lambda kv: int(kv[0]))),
                 "created": old.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
@@ -165,7 +166,12 @@ def read_manifest(path: str | os.PathLike) -> dict:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
-    return data if isinstance(data, dict) and isinstance(data.get("sizes"), dict) else {}
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("name", *IDENTITY[:-1])):
+        return {}
+    sizes = data.get("sizes")
+    ok = isinstance(sizes, dict) and all(k.isdigit() and isinstance(v, dict) and isinstance(v.get("run"), str)
+                                         for k, v in sizes.items())
+    return data if ok else {}
 
 
 def list_reproductions(runs_root: str | os.PathLike) -> list[dict]:

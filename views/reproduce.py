@@ -79,7 +79,7 @@ def start_form() -> None:
 
 def progress(manifest: dict) -> None:
     """One line per latent size that is queued or training."""
-    for key, size in manifest["sizes"].items():
+    for key, size in manifest.get("sizes", {}).items():
         job = state.registry().active_for(size["run"])
         if job is not None:
             text = (f"queued, place {job.queue_position}" if job.state == "queued" else
@@ -98,7 +98,7 @@ def figure2_view(name: str) -> None:
     progress(manifest)
     busy = training(rp.list_reproductions(state.settings().runs_root))  # figure 4's run too
     series = rp.figure_series(state.settings().runs_root, manifest)
-    st.plotly_chart(figure2(series, [int(k) for k in manifest["sizes"]]), key=f"rp_fig2_{name}")
+    st.plotly_chart(figure2(series, [int(k) for k in manifest.get("sizes", {})]), key=f"rp_fig2_{name}")
     table = pd.DataFrame(rp.comparison(series)).dropna(axis=1, how="all").round(1)
     st.dataframe(table, hide_index=True)
     was = st.session_state.get(f"rp_busy_{name}")
