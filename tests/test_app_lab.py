@@ -75,3 +75,15 @@ def test_no_value_of_l_is_refused_with_one_sentence():
     assert [e.value for e in at.error] == ["Choose at least one value of L."]
     assert not at.get("plotly_chart")
     assert at.expander[-1].label == "Estimators A and B, and what L does"
+
+
+def test_a_read_only_classroom_server_still_offers_the_lab(monkeypatch):
+    """It trains nothing and writes nothing, so read-only mode (VAE_READ_ONLY=1) keeps it."""
+    monkeypatch.setenv("VAE_READ_ONLY", "1")
+    st.cache_resource.clear()
+    try:
+        at = open_lab(**SMALL)
+        assert "B's gradient variance is" in measured(at)
+    finally:
+        monkeypatch.delenv("VAE_READ_ONLY")
+        st.cache_resource.clear()
