@@ -16,6 +16,7 @@ pages = [
     st.Page("views/latent_space.py", title="Latent space", icon=":material/scatter_plot:", default=True),
     st.Page("views/interpolate.py", title="Interpolate", icon=":material/swap_horiz:"),
     st.Page("views/samples.py", title="Samples", icon=":material/grid_view:"),
+    st.Page("views/replay.py", title="Replay training", icon=":material/replay:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("views/reproduce.py", title="Paper figures", icon=":material/history_edu:"),
     st.Page("views/your_input.py", title="Your input", icon=":material/draw:"),

@@ -8,7 +8,8 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import REPO
 
-PAGES = ["views/latent_space.py", "views/interpolate.py", "views/samples.py", "views/compare.py", "views/train.py"]
+PAGES = ["views/latent_space.py", "views/interpolate.py", "views/samples.py", "views/compare.py", "views/train.py",
+         "views/replay.py"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -140,6 +141,26 @@ def test_compare_aligns_two_models_of_one_size_links_selection_and_decodes_one_z
     assert any("decodes the same z rotated into its frame" in c for c in captions)
     maps = [f for f in figures(at) if f["layout"].get("title", {}).get("text") in ("Bundled: mnist-5k-z16", "Run: other-z16")]
     assert len(maps) == 2 and all(any(t.get("name") == "selected" for t in f["data"]) for f in maps)
+
+
+def test_replay_animates_the_bundled_runs_snapshots_and_explains_their_absence():
+    at = open_page(PAGES[5])
+    replay = figures(at)[0]
+    assert len(replay["frames"]) == 40 and replay["frames"][0]["name"] == "0" and replay["frames"][-1]["name"] == "60"
+    assert replay["layout"]["sliders"][0]["steps"][-1]["label"] == "60"  # one slider moves map, samples, reconstructions
+    assert [t["type"] for t in replay["frames"][0]["data"]][-2:] == ["image", "image"]
+    assert any("61 snapshots" in c.value for c in at.caption)
+    at = open_page(PAGES[5], model_key="asset:mnist-5k-z16.safetensors")
+    assert any("no training snapshots" in i.value for i in at.info)
+
+
+def test_latent_space_diagnostics_name_units_and_show_kl_over_training():
+    at = open_page(PAGES[0])
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Active units"] == "2 / 2" and metrics["Collapsed dimensions"] == "0"
+    titles = [f["layout"].get("title", {}).get("text", "") for f in figures(at)]
+    assert "KL per dimension over training (test set)" in titles  # the bundled run kept it
+    assert any(t.startswith("aggregate posterior") for t in titles)
 
 
 def test_train_page_runs_a_job_in_the_background_and_shows_its_curves(runs_dir):

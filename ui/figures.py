@@ -4,12 +4,15 @@ Sizes and fonts are chosen to stay legible on a classroom projector.
 """
 from __future__ import annotations
 
+import base64
+import io
 import math
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
+from PIL import Image
 
 PALETTE = qualitative.Safe  # CARTO "Safe": a colour-blind-safe qualitative palette (11 colours)
 FONT = dict(size=16)
@@ -116,3 +119,56 @@ def image_frames(frames: np.ndarray, t: np.ndarray, *, height: int = 420, title:
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, scaleanchor="x")
     return _layout(fig, height, title=title)
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """A uint8 grey image as an inline PNG (lossless: pixel blocks stay sharp when the browser enlarges them)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, np.uint8), mode="L").save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height: int = 520) -> go.Figure:
+    """Training replayed: the map, prior samples and reconstructions of each snapshot as one Plotly
+    animation, moved together by Plotly's own slider and play button (no server round trip).
+    Each frame: {"name", "coords" [P, 2], "samples" and "reconstructions" uint8 grids}."""
+    fig = make_subplots(rows=1, cols=3, column_widths=[0.5, 0.25, 0.25], horizontal_spacing=0.04,
+                        subplot_titles=("posterior means of 500 test images", "samples from fixed z ~ N(0, I)",
+                                        "test images (top) and reconstructions"))
+    classes = [None] if labels is None or (labels < 0).all() else [int(c) for c in np.unique(labels)]
+
+    def traces(frame):
+        out = []
+        for c in classes:
+            rows = np.arange(len(labels)) if c is None else np.flatnonzero(labels == c)
+            name = "all points" if c is None else (class_names[c] if class_names and c < len(class_names) else str(c))
+            out.append(go.Scatter(x=frame["coords"][rows, 0], y=frame["coords"][rows, 1], mode="markers", name=name,
+                                  marker=dict(size=6, color=PALETTE[(c or 0) % len(PALETTE)], opacity=0.8),
+                                  hoverinfo="name"))
+        for key in ("samples", "reconstructions"):  # PNG: a few KB per grid, against ~18 KB as a typed array
+            out.append(go.Image(source=png_data_uri(frame[key]), hoverinfo="skip"))
+        return out
+
+    for i, trace in enumerate(traces(frames[0])):  # the replay starts untrained; ▶ plays it forward
+        fig.add_trace(trace, row=1, col=1 if i < len(classes) else 2 + i - len(classes))
+    fig.frames = [go.Frame(data=traces(f), name=f["name"]) for f in frames]
+    everything = np.concatenate([f["coords"] for f in frames])
+    lo, hi = everything.min(0), everything.max(0)
+    pad = 0.05 * (hi - lo) + 1e-3
+    fig.update_xaxes(range=[lo[0] - pad[0], hi[0] + pad[0]], row=1, col=1)
+    fig.update_yaxes(range=[lo[1] - pad[1], hi[1] + pad[1]], row=1, col=1)
+    for col in (2, 3):
+        fig.update_xaxes(visible=False, row=1, col=col)
+        fig.update_yaxes(visible=False, row=1, col=col)
+    steps = [dict(method="animate", label=f["name"],
+                  args=[[f["name"]], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))])
+             for f in frames]
+    fig.update_layout(
+        sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="epoch "), pad=dict(t=40),
+                      x=0.08, len=0.92)],
+        updatemenus=[dict(type="buttons", showactive=False, x=0.07, y=-0.08, xanchor="right", buttons=[
+            dict(label="▶", method="animate",
+                 args=[None, dict(frame=dict(duration=400, redraw=True), fromcurrent=True, transition=dict(duration=0))]),
+            dict(label="❚❚", method="animate",
+                 args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
+    return _layout(fig, height, legend=dict(orientation="h", y=-0.25))

@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as np_load
 from safetensors.numpy import save as np_save
 
-from .align import plane
+from .align import align_sequence, plane
 from .checkpoint import atomic_write_bytes
 from .explore import to_uint8
 from .model import VAE
@@ -163,3 +163,18 @@ def load_snapshots(folder: str | Path) -> list[Snapshot]:
     last = snaps[-1]
     return [s for s in snaps if np.array_equal(s.index, last.index) and s.kl_per_dim.shape == last.kl_per_dim.shape
             and s.samples.shape == last.samples.shape]
+
+
+def replay_coords(snapshots: list[Snapshot], latent_dim: int) -> list[np.ndarray]:
+    """Each snapshot's map, ready to animate: a latent of one or two dimensions is shown as it is; a
+    larger one's principal plane is rotated (or reflected) onto the last epoch's, because a PCA's signs
+    and order are arbitrary and would otherwise flip from one frame to the next."""
+    coords = [s.coords for s in snapshots]
+    return coords if latent_dim <= 2 else align_sequence(coords)
+
+
+def evenly(items: list, limit: int) -> list:
+    """At most `limit` items, first and last kept, evenly spaced between (frames of a long run)."""
+    if len(items) <= limit:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
