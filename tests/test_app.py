@@ -163,6 +163,41 @@ def test_latent_space_diagnostics_name_units_and_show_kl_over_training():
     assert any(t.startswith("aggregate posterior") for t in titles)
 
 
+def open_link(page: str, **params) -> AppTest:
+    """Open a page from a link carrying ?params, as a student handed the URL would."""
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_an_interpolation_link_restores_its_end_points_and_path_and_follows_changes():
+    at = open_link(PAGES[1], model="asset:mnist-5k-z16.safetensors", start="7", end="42", path="spherical", frames="9")
+    assert at.radio(key="ip_mode").value == "by index"
+    assert (at.number_input(key="ip_i0").value, at.number_input(key="ip_i1").value) == (7, 42)
+    assert at.radio(key="ip_kind").value == "spherical" and at.slider(key="ip_steps").value == 9
+    assert figures(at)[0]["layout"]["sliders"][0]["steps"][-1]["label"] == "1.00" and len(figures(at)[0]["frames"]) == 9
+    at.number_input(key="ip_i1").set_value(50).run()
+    assert at.query_params["end"] == "50" and at.query_params["model"] == "asset:mnist-5k-z16.safetensors"
+    assert {"GIF of the path", "PNG"} <= {b.label for b in at.get("download_button")}
+
+
+def test_a_samples_link_sets_temperature_and_seed_and_a_bad_value_is_named():
+    at = open_link(PAGES[2], temperature="0.5", seed="banana")
+    assert at.slider(key="s_temp").value == 0.5 and at.number_input(key="s_seed").value == 0
+    assert any("seed='banana' is not valid here" in c.value for c in at.caption)
+    assert at.query_params["seed"] == "0"  # the address bar now holds what is shown
+
+
+def test_the_map_offers_its_coordinates_as_csv():
+    at = open_page(PAGES[0])
+    assert "Coordinates (CSV)" in [b.label for b in at.get("download_button")]
+
+
 def test_train_page_runs_a_job_in_the_background_and_shows_its_curves(runs_dir):
     at = open_page(PAGES[4])
     at.selectbox(key="tr_data").set_value("digits")

@@ -6,17 +6,22 @@ import streamlit as st
 
 from vae.checkpoint import Checkpoint
 from vae.explore import display_scale, tile, to_uint8, upscale
+from vae.export import png_bytes
 
 
 def show_images(images: np.ndarray, *, ncols: int | None = None, caption: str | None = None,
-                target: int = 84) -> None:
-    """A grid of images at a readable size: tiled, then enlarged nearest-neighbour (never blurred)."""
+                target: int = 84, download: str | None = None) -> None:
+    """A grid of images at a readable size: tiled, then enlarged nearest-neighbour (never blurred).
+    `download` names a PNG file of the grid offered below it (without a rerun when clicked)."""
     images = np.asarray(images, np.float32)
     if images.size == 0:
         return
-    grid = tile(images, ncols)
+    grid = to_uint8(upscale(tile(images, ncols), display_scale(images.shape[-2], target)))
     # PNG, not Streamlit's default JPEG: pixel blocks must stay sharp.
-    st.image(to_uint8(upscale(grid, display_scale(images.shape[-2], target))), caption=caption, output_format="PNG")
+    st.image(grid, caption=caption, output_format="PNG")
+    if download:
+        st.download_button("PNG", png_bytes(grid), file_name=f"{download}.png", mime="image/png",
+                           key=f"dl_{download}", on_click="ignore", icon=":material/download:", type="tertiary")
 
 
 def describe(ck: Checkpoint) -> str:

@@ -2,10 +2,11 @@
 import numpy as np
 import streamlit as st
 
-from ui import state
+from ui import links, state
 from ui.figures import image_frames, latent_map
 from ui.widgets import explain, show_images
 from vae.explore import decode, interpolate, pca_with_path
+from vae.export import gif_bytes
 
 st.header("Interpolate")
 ck = state.current_checkpoint()
@@ -15,6 +16,12 @@ if ck is None or data is None:
 
 enc = state.encoding(ck, "test")
 n = len(enc.mu)
+LINKS = [links.Link("start", "ip_i0", links.int_in(0, n - 1)), links.Link("end", "ip_i1", links.int_in(0, n - 1)),
+         links.Link("path", "ip_kind", links.one_of("linear", "spherical")),
+         links.Link("frames", "ip_steps", links.int_in(5, 40))]
+if "start" in st.query_params or "end" in st.query_params:
+    st.session_state.setdefault("ip_mode", "by index")  # a link names its end points by index
+links.adopt(LINKS)
 mode = st.radio("Choose the end points", ["by index", "by class", "on the map"], horizontal=True, key="ip_mode")
 
 
@@ -45,6 +52,7 @@ kind = st.radio("Path", ["linear", "spherical"], horizontal=True, key="ip_kind",
                 help="Spherical (slerp) follows a great circle, keeping the path at a typical distance from the origin.")
 steps = st.slider("Frames along the path", 5, 40, 16, key="ip_steps")
 
+links.publish({"start": start, "end": end, "path": kind, "frames": steps})
 path = interpolate(enc.mu[start], enc.mu[end], steps, kind)
 frames = decode(ck.model, path)
 t = np.linspace(0, 1, steps)
@@ -69,7 +77,9 @@ with right:
 
 st.subheader("The whole path")
 show_images(np.concatenate([enc.images(start), frames, enc.images(end)]), ncols=steps + 2,
-            caption="original start · decoded path · original end", target=56)
+            caption="original start · decoded path · original end", target=56, download=f"path-{start}-{end}-{kind}")
+st.download_button("GIF of the path", gif_bytes(frames), file_name=f"interpolation-{start}-{end}-{kind}.gif",
+                   mime="image/gif", key="ip_gif", on_click="ignore", icon=":material/animated_images:")
 
 explain("Why interpolate in the latent space?", """
 The decoder p(x|z) maps every point z to an image, not only the posterior means of the training set.

@@ -2,11 +2,12 @@
 import numpy as np
 import streamlit as st
 
-from ui import diagnostics, state
+from ui import diagnostics, links, state
 from ui.figures import latent_map
 from ui.projections import NAMES, projection_or_pca
 from ui.widgets import explain, fail, show_images
 from vae.explore import reconstruct
+from vae.export import coordinates_csv
 
 SHOWN = 32  # images shown for a selection
 
@@ -17,6 +18,8 @@ if ck is None or data is None:
     st.stop()
 
 d = ck.model_config.latent_dim
+links.adopt([links.Link("points", "map_split", links.one_of(*state.SPLITS)),
+             links.Link("projection", "map_method", links.one_of(*(["latent"] if d <= 2 else ["pca", "umap", "tsne"])))])
 left, mid, right = st.columns(3)
 split = left.radio("Points", state.SPLITS, horizontal=True, key="map_split",
                    help="Which images to encode: the test split, the training split, or both.")
@@ -25,6 +28,7 @@ method = mid.radio("Projection", methods, horizontal=True, key="map_method", for
 show_std = right.toggle("Posterior std (error bars)", key="map_std", disabled=d != 2,
                         help="Each point's posterior standard deviation, for 2-D latents.")
 
+links.publish({"points": split, "projection": method})
 enc = state.encoding(ck, split)
 coords, index, note = projection_or_pca(ck, enc, method, split)
 if note:
@@ -33,6 +37,9 @@ std = np.exp(0.5 * enc.logvar) if show_std and d == 2 else None
 fig = latent_map(coords, index, enc.labels, data.class_names, std=std,
                  title=f"{len(index):,} {split} images, posterior means ({NAMES[method]})")
 event = st.plotly_chart(fig, key="latent_map", on_select="rerun", selection_mode=("points", "box", "lasso"))
+st.download_button("Coordinates (CSV)", coordinates_csv(index, coords, enc.mu, enc.labels, data.label_name),
+                   file_name=f"{ck.label}-{split}-{method}.csv", mime="text/csv", key="map_csv", on_click="ignore",
+                   icon=":material/download:", help="Each point's index, label, map position and posterior mean.")
 
 chosen = [int(p["customdata"]) for p in (event.selection.points if event else []) if "customdata" in p]
 if chosen:

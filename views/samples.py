@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from ui import state
+from ui import links, state
 from ui.widgets import explain, show_images
 from vae.explore import dims_by_kl, manifold_grid, prior_samples, traversals
 from vae.metrics import kl_per_dim
@@ -13,13 +13,18 @@ if ck is None:
     st.stop()
 model, d = ck.model, ck.model_config.latent_dim
 
+LINKS = [links.Link("temperature", "s_temp", links.float_in(0.1, 2.0, 0.05)),
+         links.Link("seed", "s_seed", links.int_in(0, 10**6)), links.Link("side", "s_side", links.int_in(4, 12))]
+links.adopt(LINKS)
 st.subheader("Samples from the prior")
 c1, c2, c3 = st.columns(3)
 temperature = c1.slider("Temperature", 0.1, 2.0, 1.0, 0.05, key="s_temp",
                         help="z ~ N(0, t² I): below 1, cleaner and more alike; above 1, stranger.")
 seed = int(c2.number_input("Seed", 0, 10**6, 0, key="s_seed"))
 side = c3.slider("Grid side", 4, 12, 8, key="s_side")
-show_images(prior_samples(model, side * side, temperature=temperature, seed=seed), ncols=side, target=64)
+links.publish({"temperature": temperature, "seed": seed, "side": side})
+show_images(prior_samples(model, side * side, temperature=temperature, seed=seed), ncols=side, target=64,
+            download=f"samples-t{temperature:g}-seed{seed}")
 
 # KL per dimension orders the traversals and picks the manifold's default axes.
 data = state.data_or_message(ck)
@@ -45,7 +50,7 @@ else:
         st.warning("Choose two different dimensions.")
     else:
         images, _ = manifold_grid(model, n, dims=(dx, dy), base=base)
-        show_images(images, target=48)
+        show_images(images, target=48, download=f"manifold-z{dx}-z{dy}")
 
 st.subheader("Traversals, most informative dimension first")
 c1, c2 = st.columns(2)
@@ -53,7 +58,7 @@ rows = c1.slider("Dimensions shown", 1, min(d, 16), min(d, 8), key="t_rows") if 
 span = c2.slider("Span (prior standard deviations)", 1.0, 4.0, 3.0, 0.5, key="t_span")
 dims = order[:rows]
 show_images(traversals(model, np.zeros(d, np.float32), dims, span=span), target=56,
-            caption="rows: " + ", ".join(f"z{k} (KL {kl[k]:.2f} nats)" for k in dims))
+            caption="rows: " + ", ".join(f"z{k} (KL {kl[k]:.2f} nats)" for k in dims), download="traversals")
 
 explain("What are these pictures?", """
 A VAE is a generative model: z ~ p(z) = N(0, I), then x ~ p(x|z). **Prior samples** decode random z.
