@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from ui import diagnostics, links, state
+from ui import diagnostics, links, notes, state
 from ui.figures import latent_map
 from ui.projections import NAMES, projection_or_pca
 from ui.widgets import explain, fail, show_images
@@ -59,6 +59,7 @@ if d > 2 and method == "latent":
     fail("This latent has more than two dimensions; choose a projection.")
 
 st.subheader("Diagnostics")
+notes.elbo_terms()
 diagnostics.panel(ck, state.encoding(ck, "test"))
 
 explain("What is this map?", """

@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from ui import links, state
+from ui import links, notes, state
 from ui.widgets import explain, show_images
 from vae.explore import dims_by_kl, manifold_grid, prior_samples, traversals
 from vae.metrics import kl_per_dim
@@ -13,6 +13,7 @@ if ck is None:
     st.stop()
 model, d = ck.model, ck.model_config.latent_dim
 
+notes.beta()
 LINKS = [links.Link("temperature", "s_temp", links.float_in(0.1, 2.0, 0.05)),
          links.Link("seed", "s_seed", links.int_in(0, 10**6)), links.Link("side", "s_side", links.int_in(4, 12))]
 links.adopt(LINKS)

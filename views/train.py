@@ -1,12 +1,19 @@
 """Train: start, watch, stop and resume runs; training happens in a background job, never in this script."""
 import streamlit as st
 
-from ui import state
+from ui import notes, state
 from ui.train_view import live_view, resume_controls, settings_form, submit
 from ui.widgets import explain
 from vae.runs import list_runs
 
 st.header("Train")
+notes_left, notes_mid, notes_right = st.columns(3)
+with notes_left:
+    notes.elbo_terms()
+with notes_mid:
+    notes.reparameterisation()
+with notes_right:
+    notes.beta()
 spec = settings_form()
 if spec is not None:
     submit(spec)
