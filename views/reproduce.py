@@ -146,7 +146,10 @@ eq. 7) against the number of **training samples evaluated**, on a log axis, for 
 train dashed, test solid here; the diamonds are values read by eye off the paper's MNIST panels. The bound
 rises fast at first and then slowly for hundreds of millions of samples; larger latents reach a higher bound,
 and the paper notes that more latent dimensions did not cause overfitting, because the KL term (the prior)
-regularises them. The paper does not say how it binarised MNIST: with **none**, grey pixels are treated as
-Bernoulli targets, whose bound is lower than on binary images, so compare those curves with each other, not
-with the diamonds. Figure 4 decodes a grid on the unit square mapped through the Gaussian inverse CDF.
+regularises them. The paper does not say how it binarised MNIST. With **none**, grey pixels are Bernoulli
+targets: for a given decoder output that score equals the expected log-likelihood of a random binarisation of
+the image, so it lands near the **dynamic** curves, but it is not a likelihood of the grey image itself, so
+only binarised runs compare strictly with the diamonds. The train curve is the mean over each epoch's
+minibatches (it lags the model a little); the test curve is evaluated at each epoch's end. Figure 4 decodes a
+grid on the unit square mapped through the Gaussian inverse CDF.
 """)
