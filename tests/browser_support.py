@@ -35,6 +35,7 @@ PAGES = {
     "latent-space": ("", "Latent space", "What is this map?"),
     "interpolate": ("interpolate", "Interpolate", "Why interpolate in the latent space?"),
     "samples": ("samples", "Samples", "What are these pictures?"),
+    "replay": ("replay", "Replay training", "What am I watching?"),
     "compare": ("compare", "Compare checkpoints", "Reading the table"),
     "reproduce": ("reproduce", "Paper figures", "What does figure 2 show?"),
     "your-input": ("your_input", "Your input", "How is my input judged?"),

@@ -51,7 +51,8 @@ def latent_map(coords: np.ndarray, index: np.ndarray, labels: np.ndarray | None,
             **error))
     if highlight is not None and len(highlight):
         fig.add_trace(go.Scattergl(x=highlight[:, 0], y=highlight[:, 1], mode="markers", name="selected",
-                                   marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(width=2, color="black")),
+                                   marker=dict(size=14 if len(highlight) <= 50 else 8, color="rgba(0,0,0,0)",
+                                               line=dict(width=2 if len(highlight) <= 50 else 1, color="black")),
                                    hoverinfo="skip"))
     if path is not None:
         fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers", name="path",
@@ -128,13 +129,13 @@ def png_data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height: int = 520) -> go.Figure:
+def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height: int = 600) -> go.Figure:
     """Training replayed: the map, prior samples and reconstructions of each snapshot as one Plotly
     animation, moved together by Plotly's own slider and play button (no server round trip).
     Each frame: {"name", "coords" [P, 2], "samples" and "reconstructions" uint8 grids}."""
     fig = make_subplots(rows=1, cols=3, column_widths=[0.5, 0.25, 0.25], horizontal_spacing=0.04,
                         subplot_titles=("posterior means of 500 test images", "samples from fixed z ~ N(0, I)",
-                                        "test images (top) and reconstructions"))
+                                        "test images, reconstructed below"))
     classes = [None] if labels is None or (labels < 0).all() else [int(c) for c in np.unique(labels)]
 
     def traces(frame):
@@ -164,11 +165,14 @@ def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height
                   args=[[f["name"]], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))])
              for f in frames]
     fig.update_layout(
-        sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="epoch "), pad=dict(t=40),
-                      x=0.08, len=0.92)],
-        updatemenus=[dict(type="buttons", showactive=False, x=0.07, y=-0.08, xanchor="right", buttons=[
+        sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="epoch "), x=0.1, len=0.9, y=0, yanchor="top",
+                      pad=dict(t=30))],
+        updatemenus=[dict(type="buttons", direction="left", showactive=False, x=0, y=0, xanchor="left", yanchor="top",
+                          pad=dict(t=45), buttons=[
             dict(label="▶", method="animate",
                  args=[None, dict(frame=dict(duration=400, redraw=True), fromcurrent=True, transition=dict(duration=0))]),
             dict(label="❚❚", method="animate",
                  args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
-    return _layout(fig, height, legend=dict(orientation="h", y=-0.25))
+    fig = _layout(fig, height, legend=dict(orientation="h", x=0, y=1.12, yanchor="bottom"))
+    fig.update_layout(margin=dict(l=10, r=10, t=90, b=110))
+    return fig
