@@ -5,5 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p docs/screenshots
-VAE_SCREENSHOTS=docs/screenshots python -m pytest tests/test_browser.py -m browser -q -p no:cacheprovider "$@"
+VAE_SCREENSHOTS=docs/screenshots python -m pytest tests/test_browser.py tests/test_explorer_browser.py \
+    tests/test_your_input_browser.py tests/test_reproduce_browser.py tests/test_estimator_lab_browser.py \
+    -m browser -q -p no:cacheprovider "$@"
 ls -l docs/screenshots/*.png

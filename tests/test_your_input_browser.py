@@ -13,6 +13,7 @@ from PIL import Image
 # app, browser, chromium and page are fixtures: importing them is what makes pytest find them here
 from browser_support import (VIEWPORT, app, assert_no_errors, browser, chromium, open_page, page,  # noqa: F401
                              running_app, wait_for_images, wait_for_plots)
+from test_browser import screenshot
 from ui.input_figures import INPUT_NAME
 from vae.data import load_dataset
 
@@ -75,6 +76,7 @@ def test_drawing_with_the_mouse_encodes_the_digit_and_clear_empties_it(page, app
     assert main.locator("h3").filter(has_text="Bundled: mnist-5k-z16").count() == 1
     assert main.locator(".stPlotlyChart .gtitle").filter(has_text="(PCA)").count() == 1
     assert_no_errors(page, app)
+    screenshot(page, "your-input")  # for the README: a drawn 7 on two models
 
     main.get_by_role("button", name="Clear").click()
     main.get_by_text("Draw a digit on the canvas").wait_for(timeout=30_000)

@@ -37,6 +37,8 @@ def worker() -> BackgroundWorker:
 
 
 @st.fragment(run_every=2.0)
-def rerun_when_done(future: Future) -> None:
-    if future.done():
+def rerun_when_done(*futures: Future) -> None:
+    """One poller per page run, however many results it waits for: the page reruns as soon as any is ready
+    (and waits again for the rest), so a page never carries several timers that each rerun it."""
+    if any(f.done() for f in futures):
         st.rerun(scope="app")

@@ -3,6 +3,7 @@ training, the IW bound against K, and the aggregate posterior against the prior.
 vae.diagnostics; this file lays them out."""
 from __future__ import annotations
 
+from concurrent.futures import Future
 from functools import partial
 
 import numpy as np
@@ -25,21 +26,28 @@ from .widgets import explain
 IW_POINTS = 100  # test images for the IW curve: K = 5000 on each takes a few seconds on one core
 
 
-def iw_curve(ck: Checkpoint) -> IWCurve | None:
-    """The checkpoint's IW curve from the cache, or None while the background worker computes it."""
+def _iw_curve_or_future(ck: Checkpoint) -> tuple[IWCurve | None, Future | None]:
+    """The checkpoint's IW curve from the cache, or the background computation that will make it."""
     root, ks = state.settings().runs_root, IW_KS
     x = evaluation_inputs(ck, state.dataset_for(ck))[:IW_POINTS]
     compute = partial(cached_iw_curve, root, ck.sha256, ck.model, x, ks)
     if (cache_dir(root, ck.sha256) / f"iw-curve-{len(x)}-{max(ks)}-0.json").exists():
-        return compute()
+        return compute(), None
     future = worker().submit(("iw", ck.sha256, len(x)), compute)
     if future.done() and future.exception() is None:
-        return future.result()
+        return future.result(), None
     if future.done():
         st.error(f"The IW curve could not be computed: {future.exception()}")
-    else:
-        rerun_when_done(future)
-    return None
+        return None, None
+    return None, future
+
+
+def iw_curve(ck: Checkpoint) -> IWCurve | None:
+    """The IW curve, or None while it is computed (the page reruns by itself when it is ready)."""
+    curve, pending = _iw_curve_or_future(ck)
+    if pending is not None:
+        rerun_when_done(pending)
+    return curve
 
 
 # -- figures -------------------------------------------------------------------------------
@@ -123,7 +131,7 @@ def panel(ck: Checkpoint, enc) -> None:
 
 def compare_panel(cks: dict[str, Checkpoint]) -> None:
     """The same diagnostics, one row per checkpoint, and their IW curves overlaid (Compare page)."""
-    rows, curves = [], {}
+    rows, curves, pending = [], {}, []
     for label, ck in cks.items():
         try:
             enc = state.encoding(ck, "test")
@@ -131,9 +139,11 @@ def compare_panel(cks: dict[str, Checkpoint]) -> None:
             rows.append({"checkpoint": label, "note": str(err)})
             continue
         kl, agg = kl_per_dim(enc.mu, enc.logvar), aggregate_posterior(enc.mu, enc.logvar)
-        curve = iw_curve(ck)  # the data set loaded for the encoding above, so this cannot miss it
+        curve, future = _iw_curve_or_future(ck)  # the data set loaded for the encoding above
         if curve:
             curves[label] = curve
+        if future is not None:
+            pending.append(future)
         dead = collapsed_dims(kl)
         rows.append({"checkpoint": label, "latent": len(kl),
                      "active units": int((unit_activity(enc.mu) > ACTIVE_UNIT_THRESHOLD).sum()),
@@ -144,6 +154,8 @@ def compare_panel(cks: dict[str, Checkpoint]) -> None:
     st.dataframe(rows, hide_index=True)
     if curves:
         st.plotly_chart(iw_figure(curves), key="cmp_iw")
+    if pending:
+        rerun_when_done(*pending)
     if len(curves) < len(cks):
         st.info("IW curves are computed in the background, one checkpoint at a time; they appear as they finish.")
 

@@ -26,37 +26,42 @@ def snapshots(folder: str, stamp: tuple):
 folder = snapshot_dir(ck.path) if ck.path else None
 files = sorted(folder.glob("epoch-*.safetensors")) if folder and folder.is_dir() else []
 snaps = snapshots(str(folder), tuple((p.name, p.stat().st_size) for p in files)) if files else []
+
+
+def replay(ck, snaps) -> None:
+    shown = evenly(snaps, MAX_FRAMES)
+    coords = evenly(replay_coords(snaps, ck.model_config.latent_dim), MAX_FRAMES)
+    frames = [{"name": str(s.epoch), "coords": c,
+               "samples": to_uint8(tile(s.samples / 255.0, 4)),
+               "reconstructions": to_uint8(tile(np.concatenate([s.inputs[:8], s.reconstructions[:8]]) / 255.0, 8))}
+              for s, c in zip(shown, coords)]
+    class_names = (ck.dataset or {}).get("class_names")
+    st.plotly_chart(replay_figure(frames, shown[-1].labels, class_names), key="replay", config={"displayModeBar": False})
+    st.caption(f"{len(snaps)} snapshots (epoch 0 is the untrained model)"
+               + (f", {len(shown)} shown at evenly spaced epochs" if len(shown) < len(snaps) else "")
+               + (". The latent has more than two dimensions: each epoch's principal plane is rotated onto the last one's."
+                  if ck.model_config.latent_dim > 2 else ". The map is the 2-D latent itself."))
+
+    epochs = [s.epoch for s in snaps]
+    kl = np.array([s.kl_per_dim for s in snaps], np.float32)
+    elbo = [s.test_elbo for s in snaps]
+    left, right = st.columns(2)
+    left.plotly_chart(go.Figure(
+        [go.Scatter(x=epochs, y=kl[:, d], mode="lines", name=f"z{d}") for d in range(kl.shape[1])],
+        layout=dict(title="KL per dimension (nats) by epoch", xaxis_title="epoch", height=340,
+                    margin=dict(l=10, r=10, t=40, b=10), font=dict(size=16))), key="replay_kl")
+    right.plotly_chart(go.Figure(
+        go.Scatter(x=epochs[1:], y=elbo[1:], mode="lines+markers", name="test ELBO"),
+        layout=dict(title="test ELBO (nats) by epoch", xaxis_title="epoch", height=340,
+                    margin=dict(l=10, r=10, t=40, b=10), font=dict(size=16))), key="replay_elbo")
+
+
 if len(snaps) < 2:
     st.info("This checkpoint has no training snapshots to replay. Runs trained with this version keep one per "
             "epoch (in the run's snapshots/ folder); train one on the Train page, or choose the bundled "
             "mnist-5k-z2 model, which ships with its own.")
-    st.stop()
-
-shown = evenly(snaps, MAX_FRAMES)
-coords = evenly(replay_coords(snaps, ck.model_config.latent_dim), MAX_FRAMES)
-frames = [{"name": str(s.epoch), "coords": c,
-           "samples": to_uint8(tile(s.samples / 255.0, 4)),
-           "reconstructions": to_uint8(tile(np.concatenate([s.inputs[:8], s.reconstructions[:8]]) / 255.0, 8))}
-          for s, c in zip(shown, coords)]
-class_names = (ck.dataset or {}).get("class_names")
-st.plotly_chart(replay_figure(frames, shown[-1].labels, class_names), key="replay", config={"displayModeBar": False})
-st.caption(f"{len(snaps)} snapshots (epoch 0 is the untrained model)"
-           + (f", {len(shown)} shown at evenly spaced epochs" if len(shown) < len(snaps) else "")
-           + (". The latent has more than two dimensions: each epoch's principal plane is rotated onto the last one's."
-              if ck.model_config.latent_dim > 2 else ". The map is the 2-D latent itself."))
-
-epochs = [s.epoch for s in snaps]
-kl = np.array([s.kl_per_dim for s in snaps], np.float32)
-elbo = [s.test_elbo for s in snaps]
-left, right = st.columns(2)
-left.plotly_chart(go.Figure(
-    [go.Scatter(x=epochs, y=kl[:, d], mode="lines", name=f"z{d}") for d in range(kl.shape[1])],
-    layout=dict(title="KL per dimension (nats) by epoch", xaxis_title="epoch", height=340,
-                margin=dict(l=10, r=10, t=40, b=10), font=dict(size=16))), key="replay_kl")
-right.plotly_chart(go.Figure(
-    go.Scatter(x=epochs[1:], y=elbo[1:], mode="lines+markers", name="test ELBO"),
-    layout=dict(title="test ELBO (nats) by epoch", xaxis_title="epoch", height=340,
-                margin=dict(l=10, r=10, t=40, b=10), font=dict(size=16))), key="replay_elbo")
+else:
+    replay(ck, snaps)
 
 explain("What am I watching?", """
 At epoch 0 the encoder is random: every q(z|x) sits near the prior N(0, I), so the map is a blob, samples are
