@@ -6,6 +6,7 @@ import pytest
 # app, browser, chromium and page are fixtures: importing them is what makes pytest find them here
 from browser_support import (app, assert_no_errors, browser, chromium, open_page, page,  # noqa: F401
                              wait_for_plots)
+from test_browser import screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -21,6 +22,7 @@ def test_run_measures_with_the_forms_settings_and_draws_both_figures(page, app):
     assert "B's gradient variance is" in measured.inner_text()
     assert main.get_by_text("16 repeats", exact=False).is_visible()  # the defaults ran on open
     before = measured.inner_text()
+    screenshot(page, "estimator-lab")  # for the README: the default study on the bundled model
 
     main.get_by_label("Repeats (draws of the noise)").fill("4")
     main.get_by_label("Batch size (test images)").fill("8")
