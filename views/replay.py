@@ -25,20 +25,29 @@ def snapshots(folder: str, stamp: tuple):
 
 folder = snapshot_dir(ck.path) if ck.path else None
 files = sorted(folder.glob("epoch-*.safetensors")) if folder and folder.is_dir() else []
-snaps = snapshots(str(folder), tuple((p.name, p.stat().st_size) for p in files)) if files else []
+stamp = tuple((p.name, p.stat().st_size) for p in files)
+snaps = snapshots(str(folder), stamp) if files else []
 
 
-def replay(ck, snaps) -> None:
+@st.cache_data(max_entries=8, show_spinner="Preparing the replay…")
+def figure(folder: str, stamp: tuple, latent_dim: int, class_names: tuple | None):
+    """The animation, built once per run state: 40 frames of traces and PNGs take seconds on a busy server."""
+    snaps = snapshots(folder, stamp)
     shown = evenly(snaps, MAX_FRAMES)
-    coords = evenly(replay_coords(snaps, ck.model_config.latent_dim), MAX_FRAMES)
+    coords = evenly(replay_coords(snaps, latent_dim), MAX_FRAMES)
     frames = [{"name": str(s.epoch), "coords": c,
                "samples": to_uint8(tile(s.samples / 255.0, 4)),
                "reconstructions": to_uint8(tile(np.concatenate([s.inputs[:8], s.reconstructions[:8]]) / 255.0, 8))}
               for s, c in zip(shown, coords)]
-    class_names = (ck.dataset or {}).get("class_names")
-    st.plotly_chart(replay_figure(frames, shown[-1].labels, class_names), key="replay", config={"displayModeBar": False})
+    return replay_figure(frames, shown[-1].labels, list(class_names) if class_names else None), len(shown)
+
+
+def replay(ck, snaps, folder, stamp) -> None:
+    names = (ck.dataset or {}).get("class_names")
+    fig, n_shown = figure(str(folder), stamp, ck.model_config.latent_dim, tuple(names) if names else None)
+    st.plotly_chart(fig, key="replay", config={"displayModeBar": False})
     st.caption(f"{len(snaps)} snapshots (epoch 0 is the untrained model)"
-               + (f", {len(shown)} shown at evenly spaced epochs" if len(shown) < len(snaps) else "")
+               + (f", {n_shown} shown at evenly spaced epochs" if n_shown < len(snaps) else "")
                + (". The latent has more than two dimensions: each epoch's principal plane is rotated onto the last one's."
                   if ck.model_config.latent_dim > 2 else ". The map is the 2-D latent itself."))
 
@@ -61,7 +70,7 @@ if len(snaps) < 2:
             "epoch (in the run's snapshots/ folder); train one on the Train page, or choose the bundled "
             "mnist-5k-z2 model, which ships with its own.")
 else:
-    replay(ck, snaps)
+    replay(ck, snaps, folder, stamp)
 
 explain("What am I watching?", """
 At epoch 0 the encoder is random: every q(z|x) sits near the prior N(0, I), so the map is a blob, samples are
