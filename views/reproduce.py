@@ -129,14 +129,16 @@ st.subheader("Figure 4: the learned 2-D manifold")
 fig4s = [m for m in found if m["figure"] == "fig4"]
 if not fig4s:
     st.info("No figure 4 reproduction yet: tick it above or run `python -m vae reproduce fig4 --dataset mnist --out runs`.")
-for m in fig4s:
+columns = st.columns(2) if fig4s else []
+for i, m in enumerate(fig4s):
+    column = columns[i % 2]
     run = next(iter(m["sizes"].values()))["run"]
     try:
         ck = state.open_checkpoint(f"run:{run}")
     except CheckpointError:
-        st.caption(f"{m['name']}: its run {run} has not finished an epoch yet.")
+        column.caption(f"{m['name']}: its run {run} has not finished an epoch yet.")
         continue
-    st.image(rp.manifold_picture(ck.model, 20), output_format="PNG", caption=(
+    column.image(rp.manifold_picture(ck.model, 20), output_format="PNG", caption=(
         f"{m['name']}: {m['dataset']}, {m['preset']} preset, binarise {m['binarize']}, "
         f"{ck.summary.get('epochs', '?')} epochs, test bound {ck.summary.get('test_elbo', float('nan')):.1f} nats"))
 
