@@ -133,6 +133,9 @@ def test_compare_aligns_two_models_of_one_size_links_selection_and_decodes_one_z
               TrainConfig(epochs=2, lr=3e-3))
     at = open_page(PAGES[3], cmp_selected=[0, 5, 9])
     at.multiselect(key="cmp_keys").set_value(["asset:mnist-5k-z16.safetensors", "run:other-z16"]).run()
+    assert not any(m.value.endswith("selected**") for m in at.markdown)  # another pair: the old rows are dropped
+    at.session_state["cmp_selected"] = [0, 5, 9]  # as a lasso on either map would set them
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Procrustes rotation in the latent space" in c.value for c in at.caption)
     assert not any("latent sizes differ" in i.value for i in at.info)

@@ -4,7 +4,7 @@ import torch
 
 from conftest import REPO
 from vae.checkpoint import load_checkpoint
-from vae.estimators import (estimator_study, study_batch, study_cell, summary_sentence, untrained_like,
+from vae.estimators import (check_study, estimator_study, study_batch, study_cell, summary_sentence, untrained_like,
                             variance_slope)
 from vae.evaluate import checkpoint_dataset
 from vae.model import ConfigError
@@ -106,3 +106,11 @@ def test_summary_sentence_reports_the_measured_ratio(rows):
     ratio = row(rows, "A", 1)["grad_var"] / row(rows, "B", 1)["grad_var"]
     assert text.startswith(f"At L=1, B's gradient variance is {ratio:.2f}x smaller than A's")
     assert f"From L=1 to L=16 the gradient variance falls with a log-log slope of {variance_slope(rows, 'A'):.2f} for A" in text
+
+
+def test_settings_that_would_hold_a_shared_server_for_minutes_are_refused_in_one_sentence():
+    check_study([1, 2, 100], 16, 32)  # the defaults' order of work is allowed
+    with pytest.raises(ConfigError, match="decodes too many pixels"):
+        check_study([100], 2, 10_000)  # [100, 10000, 784] logits: 3 GB
+    with pytest.raises(ConfigError, match="over the 1,000,000 this lab allows"):
+        check_study(list(range(1, 101)), 200, 32)

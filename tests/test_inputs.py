@@ -178,3 +178,15 @@ def test_ood_score_ranks_against_the_reference_with_the_same_k(mnist, model):
     assert score.k == 10 and score.n_reference == 40 and score.log_likelihood < 0
     again = ood_score(model, mnist.x_test[1], reference_x, 10)
     assert again == score  # seeded: the same verdict every time
+
+
+def test_a_npy_header_claiming_a_huge_array_is_refused_before_anything_is_allocated():
+    crafted = io.BytesIO()
+    np.lib.format.write_array_header_1_0(crafted, {"descr": "|u1", "fortran_order": False,
+                                                   "shape": (100_000_000, 100_000_000)})
+    with pytest.raises(InputError):  # np.load would try to allocate 10 PB here
+        read_image(crafted.getvalue() + b"\0" * 16, "claims.npy")
+    honest = io.BytesIO()
+    np.save(honest, np.zeros((4, 4), np.uint8))
+    with pytest.raises(InputError, match="cut short"):
+        read_image(honest.getvalue()[:-3], "short.npy")  # a header for 16 bytes, 13 present

@@ -238,3 +238,15 @@ def test_full_mnist_one_epoch_per_size_on_the_paper_preset(tmp_path, mnist_dir):
     assert size["epochs"] == 1
     # An untrained decoder scores about -543 nats (784 pixels x log 2); one epoch of Adagrad gets far above it.
     assert -250 < size["test_elbo"] < -100
+
+
+def test_a_manifest_naming_runs_outside_the_runs_folder_is_ignored(tmp_path):
+    import json as _json
+    from vae.reproduce import read_manifest
+    good = {"name": "fig2-x", "figure": "fig2", "dataset": "digits", "preset": "paper", "binarize": "none",
+            "sizes": {"2": {"run": "fig2-x-nz2"}}}
+    path = tmp_path / "reproduce.json"
+    path.write_text(_json.dumps(good))
+    assert read_manifest(path)["sizes"]["2"]["run"] == "fig2-x-nz2"
+    path.write_text(_json.dumps({**good, "sizes": {"2": {"run": "../../etc"}}}))
+    assert read_manifest(path) == {}

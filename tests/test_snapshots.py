@@ -115,3 +115,12 @@ def test_aligned_maps_line_up_the_same_images_across_two_models():
     assert np.allclose(maps.latent_alignment.invert(ref[:3]), other[:3], atol=0.3)
     smaller = aligned_maps(ref, ref[:, :3] @ np.linalg.qr(rng.normal(size=(3, 3)))[0])
     assert smaller.latent_alignment is None and smaller.residual < 0.05 and "differ" in smaller.method
+
+
+def test_a_long_runs_checkpoint_keeps_kl_per_dimension_on_a_bounded_number_of_epochs():
+    from vae.train import _thin_kl
+    records = [{"split": "test", "epoch": e, "kl_per_dim": [0.1] * 200} for e in range(1, 1001)]
+    thinned = _thin_kl(records, keep=50)
+    kept = [r["epoch"] for r in thinned if "kl_per_dim" in r]
+    assert len(thinned) == 1000 and len(kept) == 50 and kept[0] == 1 and kept[-1] == 1000
+    assert _thin_kl(records[:10], keep=50) == records[:10]

@@ -41,7 +41,12 @@ def render(cks: dict[str, Checkpoint]) -> None:
     st.caption(f"Aligned by {maps.method}; {maps.residual:.0%} of the reference's spread is left unexplained "
                "(0% would be the same layout up to rotation). Choose points on either map: the same images are "
                "circled on both.")
-    selected = np.asarray(st.session_state.get(SELECTED, []), dtype=np.int64)
+    pair = (ref.sha256, other.sha256)
+    if st.session_state.get(f"{SELECTED}_pair", pair) != pair:  # rows of another pair's test set mean nothing here
+        st.session_state[SELECTED] = []
+    st.session_state[f"{SELECTED}_pair"] = pair
+    n_rows = len(enc_ref.mu)
+    selected = np.asarray([r for r in st.session_state.get(SELECTED, []) if 0 <= r < n_rows], dtype=np.int64)
     index = np.arange(len(maps.reference))
     left, right = st.columns(2)
     events = {}

@@ -23,12 +23,18 @@ class BackgroundWorker:
         self._lock = threading.Lock()
 
     def submit(self, key: tuple, fn) -> Future:
+        """The future for `key`, started once. A failed one is kept, so the page shows its error instead of
+        rerunning a computation that fails again; `forget` allows a retry."""
         with self._lock:
             future = self._futures.get(key)
-            if future is None or (future.done() and future.exception() is not None):
+            if future is None:
                 future = self._pool.submit(fn)
                 self._futures[key] = future
             return future
+
+    def forget(self, key: tuple) -> None:
+        with self._lock:
+            self._futures.pop(key, None)
 
 
 @st.cache_resource

@@ -13,9 +13,10 @@ import streamlit as st
 from vae.checkpoint import Checkpoint
 from vae.data import DataError
 from vae.diagnostics import (COLLAPSE_KL, IW_KS, IWCurve, aggregate_posterior, cached_iw_curve, collapse_warning,
+                             iw_curve_path,
                              collapsed_dims, kl_history, marginal_density, prior_density, unit_activity)
 from vae.evaluate import evaluation_inputs
-from vae.explore import cache_dir, dims_by_kl
+from vae.explore import dims_by_kl
 from vae.metrics import ACTIVE_UNIT_THRESHOLD, kl_per_dim
 
 from . import state
@@ -31,13 +32,16 @@ def _iw_curve_or_future(ck: Checkpoint) -> tuple[IWCurve | None, Future | None]:
     root, ks = state.settings().runs_root, IW_KS
     x = evaluation_inputs(ck, state.dataset_for(ck))[:IW_POINTS]
     compute = partial(cached_iw_curve, root, ck.sha256, ck.model, x, ks)
-    if (cache_dir(root, ck.sha256) / f"iw-curve-{len(x)}-{max(ks)}-0.json").exists():
+    if iw_curve_path(root, ck.sha256, len(x), ks).exists():
         return compute(), None
     future = worker().submit(("iw", ck.sha256, len(x)), compute)
     if future.done() and future.exception() is None:
         return future.result(), None
     if future.done():
         st.error(f"The IW curve could not be computed: {future.exception()}")
+        if st.button("Try again", key=f"iw_retry_{ck.sha256[:12]}"):
+            worker().forget(("iw", ck.sha256, len(x)))
+            st.rerun()
         return None, None
     return None, future
 

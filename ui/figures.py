@@ -134,7 +134,7 @@ def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height
     animation, moved together by Plotly's own slider and play button (no server round trip).
     Each frame: {"name", "coords" [P, 2], "samples" and "reconstructions" uint8 grids}."""
     fig = make_subplots(rows=1, cols=3, column_widths=[0.5, 0.25, 0.25], horizontal_spacing=0.04,
-                        subplot_titles=("posterior means of 500 test images", "samples from fixed z ~ N(0, I)",
+                        subplot_titles=(f"posterior means of {len(labels)} test images", "samples from fixed z ~ N(0, I)",
                                         "test images, reconstructed below"))
     classes = [None] if labels is None or (labels < 0).all() else [int(c) for c in np.unique(labels)]
 

@@ -1,6 +1,8 @@
 """Small pieces of page layout shared by several pages."""
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 
@@ -20,7 +22,7 @@ def show_images(images: np.ndarray, *, ncols: int | None = None, caption: str | 
     # PNG, not Streamlit's default JPEG: pixel blocks must stay sharp.
     st.image(grid, caption=caption, output_format="PNG")
     if download:
-        st.download_button("PNG", png_bytes(grid), file_name=f"{download}.png", mime="image/png",
+        st.download_button("PNG", partial(png_bytes, grid), file_name=f"{download}.png", mime="image/png",
                            key=f"dl_{download}", on_click="ignore", icon=":material/download:", type="tertiary")
 
 

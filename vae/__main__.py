@@ -118,7 +118,6 @@ def _add_reproduce(sub) -> None:
 
 
 def _configs(args):
-    from .model import ModelConfig
     from .presets import PRESETS
     from .train import TrainConfig
 

@@ -1,8 +1,9 @@
 """Put two latent maps of the same images into one frame, so that they can be compared point by point.
 
-A VAE's latent space is only defined up to a rotation or reflection: the prior N(0, I) is
-isotropic, so rotating z (and the decoder's first layer with it) changes nothing in eq. 3's bound.
-Two runs therefore lay the same digits out in arbitrarily rotated maps. Orthogonal Procrustes
+A VAE's latent space has no preferred orientation: the prior N(0, I) is isotropic, so flipping or
+permuting axes of z changes nothing in eq. 3's bound, and a rotation changes it only through the
+diagonal posterior's axes. Two runs therefore lay the same digits out in (nearly) arbitrarily rotated
+and reflected maps. Orthogonal Procrustes
 finds the rotation/reflection R (and shift) that best carries one run's posterior means onto the
 other's for the same images; it never stretches, so what remains different is real.
 """

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -114,14 +115,19 @@ def iw_curve(model: VAE, x, ks=IW_KS, *, seed: int = 0, batch_size: int = 10) ->
         per_point.append(torch.stack([cum[k - 1] - math.log(k) for k in ks], dim=1))  # [B, len(ks)]
         elbos.append(elbo_parts(model, xb, estimator="B", n_samples=64, generator=elbo_gen).elbo.double())
     table = torch.cat(per_point)
-    se = table.std(0) / math.sqrt(max(1, table.shape[0] - 1)) if table.shape[0] > 1 else torch.zeros(len(ks))
+    se = table.std(0) / math.sqrt(table.shape[0]) if table.shape[0] > 1 else torch.zeros(len(ks))
     return IWCurve(ks=ks, iw=table.mean(0).tolist(), iw_se=se.tolist(), elbo=float(torch.cat(elbos).mean()),
                    n_points=int(table.shape[0]))
 
 
+def iw_curve_path(runs_root, sha256: str, n_points: int, ks=IW_KS, seed: int = 0) -> Path:
+    ks_tag = "-".join(str(k) for k in sorted({int(k) for k in ks}))
+    return cache_dir(runs_root, sha256) / f"iw-curve-{n_points}-{seed}-k{ks_tag}.json"
+
+
 def cached_iw_curve(runs_root, sha256: str, model: VAE, x, ks=IW_KS, *, seed: int = 0) -> IWCurve:
     """`iw_curve`, kept in the checkpoint's cache folder as JSON (numbers only) so it runs once."""
-    path = cache_dir(runs_root, sha256) / f"iw-curve-{len(x)}-{max(ks)}-{seed}.json"
+    path = iw_curve_path(runs_root, sha256, len(x), ks, seed)
     if path.exists():
         try:
             return IWCurve(**json.loads(path.read_text()))

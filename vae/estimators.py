@@ -32,6 +32,8 @@ from .train import TrainConfig, test_inputs
 
 DEFAULT_L_VALUES = (1, 2, 5, 10, 20, 50, 100)
 MAX_L = 1000  # the trainer's own limit on samples per datapoint
+MAX_DECODED_PIXELS = 1 << 25  # one [L, B, pixels] tensor of logits: 128 MB of float32, and autograd keeps a few
+MAX_STUDY_SAMPLES = 1_000_000  # decoded samples per study (each for A and for B): about a minute on one core
 
 
 def study_batch(checkpoint: Checkpoint, data: Dataset, size: int, seed: int = 0) -> torch.Tensor:
@@ -51,14 +53,24 @@ def untrained_like(config: ModelConfig, seed: int = 0) -> VAE:
     return build_model(dataclasses.replace(config, init_std=0.01), seed=seed)
 
 
-def check_study(l_values, repeats: int) -> None:
-    """One clear sentence (ConfigError) for settings the study cannot run with."""
+def check_study(l_values, repeats: int, batch: int | None = None, n_pixels: int = 784) -> None:
+    """One clear sentence (ConfigError) for settings the study cannot run with, or that would hold a
+    shared server's memory or CPU for minutes (the page is open to every student)."""
     if not l_values:
         raise ConfigError("choose at least one value of L.")
     if not all(1 <= int(n) <= MAX_L for n in l_values):
         raise ConfigError(f"every L must be between 1 and {MAX_L}, got {sorted(l_values)}.")
     if repeats < 2:
         raise ConfigError(f"a variance needs at least 2 repeats, got {repeats}.")
+    if batch is None:
+        return
+    if batch * max(int(n) for n in l_values) * n_pixels > MAX_DECODED_PIXELS:
+        raise ConfigError(f"batch {batch} times L = {max(l_values)} decodes too many pixels at once; "
+                          f"keep batch x L under {MAX_DECODED_PIXELS // n_pixels:,}.")
+    work = repeats * batch * sum(int(n) for n in l_values)
+    if work > MAX_STUDY_SAMPLES:
+        raise ConfigError(f"repeats x batch x (sum of L) is {work:,}, over the {MAX_STUDY_SAMPLES:,} this lab allows "
+                          "(minutes of a shared server); use fewer repeats, a smaller batch or fewer values of L.")
 
 
 class _Moments:
@@ -132,7 +144,7 @@ def estimator_study(model: VAE, x, *, l_values=DEFAULT_L_VALUES, repeats: int = 
                     progress: Callable[[float], None] | None = None) -> list[dict]:
     """One row per estimator and L (see `study_cell`); `progress(fraction)` after each L.
     The work grows with L, so progress is counted in samples drawn, not cells."""
-    check_study(l_values, repeats)
+    check_study(l_values, repeats, len(x), model.config.n_pixels)
     l_values = sorted(set(int(n) for n in l_values))
     rows, done, total = [], 0, sum(l_values)
     for n_samples in l_values:

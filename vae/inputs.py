@@ -44,7 +44,26 @@ def read_image(data: bytes, name: str) -> np.ndarray:
     raise InputError(f"{name} is not a PNG, JPEG or .npy file; upload one of those.")
 
 
+def _check_npy_header(data: bytes, name: str) -> None:
+    """The header's shape and dtype must describe exactly the bytes that follow: np.load would otherwise
+    allocate whatever size a crafted header claims before reading a single value."""
+    stream = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(stream)
+        shape, _, dtype = (np.lib.format.read_array_header_1_0(stream) if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0(stream))
+    except (ValueError, OSError, EOFError) as err:
+        raise InputError(f"{name} is not a readable NumPy file ({err}).") from err
+    if dtype.hasobject:
+        return  # np.load below refuses it, with the sentence about pickles
+    if len(shape) > 3 or any(n > MAX_SIDE for n in shape[:2]):
+        raise InputError(f"{name} has shape {shape}; expected one image, at most {MAX_SIDE} pixels on a side.")
+    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != len(data) - stream.tell():
+        raise InputError(f"{name} is cut short or padded: its header does not match its size.")
+
+
 def _read_npy(data: bytes, name: str) -> np.ndarray:
+    _check_npy_header(data, name)
     try:
         arr = np.load(io.BytesIO(data), allow_pickle=False)  # a pickle could run code: refused, never loaded
     except ValueError as err:

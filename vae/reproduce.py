@@ -30,7 +30,7 @@ from .explore import manifold_grid, tile, to_uint8
 from .jobs import JobRegistry, JobSpec
 from .model import ConfigError
 from .presets import PRESETS
-from .runs import RunDir, RunError, RunLock, read_metrics
+from .runs import RunDir, RunError, RunLock, read_metrics, validate_run_name
 from .train import BINARIZE, TrainConfig
 
 FIGURES = ("fig2", "fig4")
@@ -171,7 +171,15 @@ def read_manifest(path: str | os.PathLike) -> dict:
     sizes = data.get("sizes")
     ok = isinstance(sizes, dict) and all(k.isdigit() and isinstance(v, dict) and isinstance(v.get("run"), str)
                                          for k, v in sizes.items())
-    return data if ok else {}
+    if not ok:
+        return {}
+    try:  # run names become paths under the runs folder: a hand-edited "../x" must not reach outside it
+        for v in sizes.values():
+            validate_run_name(v["run"])
+        validate_run_name(data["name"])
+    except RunError:
+        return {}
+    return data
 
 
 def list_reproductions(runs_root: str | os.PathLike) -> list[dict]:

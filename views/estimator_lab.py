@@ -104,7 +104,7 @@ with st.form("lab_form"):
     st.form_submit_button("Run", type="primary")
 
 try:
-    check_study(l_values, repeats)
+    check_study(l_values, repeats, batch, ck.model_config.n_pixels)
 except ConfigError as err:
     fail(str(err)[0].upper() + str(err)[1:])
     closing_note()

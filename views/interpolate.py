@@ -1,4 +1,6 @@
 """Interpolate: decode a path between two images' posterior means; the slider runs in the browser."""
+from functools import partial
+
 import numpy as np
 import streamlit as st
 
@@ -78,7 +80,7 @@ with right:
 st.subheader("The whole path")
 show_images(np.concatenate([enc.images(start), frames, enc.images(end)]), ncols=steps + 2,
             caption="original start · decoded path · original end", target=56, download=f"path-{start}-{end}-{kind}")
-st.download_button("GIF of the path", gif_bytes(frames), file_name=f"interpolation-{start}-{end}-{kind}.gif",
+st.download_button("GIF of the path", partial(gif_bytes, frames), file_name=f"interpolation-{start}-{end}-{kind}.gif",
                    mime="image/gif", key="ip_gif", on_click="ignore", icon=":material/animated_images:")
 
 explain("Why interpolate in the latent space?", """

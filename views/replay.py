@@ -60,7 +60,8 @@ def replay(ck, snaps, folder, stamp) -> None:
         layout=dict(title="KL per dimension (nats) by epoch", xaxis_title="epoch", height=340,
                     margin=dict(l=10, r=10, t=40, b=10), font=dict(size=16))), key="replay_kl")
     right.plotly_chart(go.Figure(
-        go.Scatter(x=epochs[1:], y=elbo[1:], mode="lines+markers", name="test ELBO"),
+        go.Scatter(x=[e for e, v in zip(epochs, elbo) if v is not None], y=[v for v in elbo if v is not None],
+                   mode="lines+markers", name="test ELBO"),
         layout=dict(title="test ELBO (nats) by epoch", xaxis_title="epoch", height=340,
                     margin=dict(l=10, r=10, t=40, b=10), font=dict(size=16))), key="replay_elbo")
 

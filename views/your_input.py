@@ -31,8 +31,9 @@ def picture(read_only: bool) -> tuple[np.ndarray, str] | None:
     file = st.file_uploader("One image: PNG, JPEG, or a NumPy array (.npy)", type=["png", "jpg", "jpeg", "npy"],
                             key="yi_upload", disabled=read_only,
                             help="Dark ink on light paper or the other way round; any size up to 4096 pixels.")
-    if read_only:
+    if read_only:  # `disabled` is only the browser's side: a crafted client could still send a file
         st.caption("Uploads are turned off on this server (read-only mode); draw instead.")
+        return None
     return None if file is None else (read_image(file.getvalue(), file.name), file.name)
 
 
