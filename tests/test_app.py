@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from conftest import REPO
 
 PAGES = ["views/latent_space.py", "views/interpolate.py", "views/samples.py", "views/compare.py", "views/train.py",
-         "views/replay.py"]
+         "views/replay.py", "views/reproduce.py", "views/your_input.py", "views/estimator_lab.py"]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -30,6 +30,9 @@ class BackgroundWorker:
             if future is None:
                 future = self._pool.submit(fn)
                 self._futures[key] = future
+            # Succeeded work lives on in the runs folder's cache; only pending and failed futures are kept.
+            for done in [k for k, f in self._futures.items() if k != key and f.done() and f.exception() is None]:
+                del self._futures[done]
             return future
 
     def forget(self, key: tuple) -> None:

@@ -1,13 +1,11 @@
 """Paper figures: figure 2 (the lower bound against training samples, per latent size) and figure 4
 (the learned 2-D manifold) of Kingma & Welling (2013), reproduced by ordinary runs in the runs folder."""
-import math
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from ui import state
-from ui.figures import FONT, PALETTE
+from ui.reproduction_figures import figure2
 from ui.widgets import explain, fail
 from vae import reproduce as rp
 from vae.checkpoint import CheckpointError
@@ -17,28 +15,6 @@ from vae.runs import RunError
 
 BUDGETS = [1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7, 1e8, 2e8]
 SIZES = [2, 3, 5, 10, 20, 50, 200]
-
-
-def figure2(series: list, dims: list[int]) -> go.Figure:
-    """Ours as lines (test solid, train dashed), the paper's read-off values as diamonds; one colour per Nz."""
-    sizes = sorted(set(dims) | {p.latent_dim for p in rp.PAPER_FIG2_MNIST})
-    colour = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(sizes)}
-    fig = go.Figure()
-    for s in (s for s in series if s.samples):
-        fig.add_trace(go.Scatter(x=s.samples, y=s.elbo, mode="lines", name=f"Nz={s.latent_dim} {s.split}",
-                                 line=dict(color=colour[s.latent_dim], width=3,
-                                           dash="solid" if s.split == "test" else "dash")))
-    for k in sorted({p.latent_dim for p in rp.PAPER_FIG2_MNIST}):
-        points = [p for p in rp.PAPER_FIG2_MNIST if p.latent_dim == k]
-        fig.add_trace(go.Scatter(x=[p.samples for p in points], y=[p.elbo for p in points], mode="markers",
-                                 name=f"paper Nz={k}", customdata=[p.split for p in points],
-                                 marker=dict(color=colour[k], size=14, symbol="diamond", line=dict(width=1)),
-                                 hovertemplate=f"paper, Nz={k} (%{{customdata}}), read off figure 2: "
-                                               "%{y} nats<extra></extra>"))
-    fig.update_xaxes(title_text="training samples evaluated", type="log", range=[4, math.log10(3e8)])
-    fig.update_yaxes(title_text="lower bound L (nats per example)")
-    fig.update_layout(height=520, font=FONT, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2))
-    return fig
 
 
 def start_form() -> None:
