@@ -157,6 +157,24 @@ def test_replay_animates_the_bundled_runs_snapshots_and_explains_their_absence()
     assert any("no training snapshots" in i.value for i in at.info)
 
 
+def test_replay_follows_a_run_that_is_still_training(runs_dir):
+    import os
+    from vae.data import load_dataset
+    from vae.model import ModelConfig
+    from vae.train import TrainConfig, train_run
+    data = load_dataset("digits")
+    train_run(runs_dir / "replay-live", data, ModelConfig(image_shape=data.image_shape, latent_dim=2, hidden=(32,)),
+              TrainConfig(epochs=3))
+    at = open_page(PAGES[5], model_key="run:replay-live")
+    assert len(figures(at)[0]["frames"]) == 4 and not any("is training" in c.value for c in at.caption)
+    (runs_dir / "replay-live" / ".lock").write_text(str(os.getpid()))  # as while a job trains into it
+    try:
+        at.run()
+        assert any("This run is training" in c.value for c in at.caption)
+    finally:
+        (runs_dir / "replay-live" / ".lock").unlink()
+
+
 def test_latent_space_diagnostics_name_units_and_show_kl_over_training():
     at = open_page(PAGES[0])
     metrics = {m.label: m.value for m in at.metric}

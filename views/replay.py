@@ -8,6 +8,7 @@ from ui import state
 from ui.figures import replay_figure
 from ui.widgets import explain
 from vae.explore import tile, to_uint8
+from vae.runs import LOCK
 from vae.snapshots import evenly, load_snapshots, replay_coords, snapshot_dir
 
 MAX_FRAMES = 40  # frames sent to the browser; a longer run is shown at evenly spaced epochs
@@ -66,6 +67,17 @@ def replay(ck, snaps, folder, stamp) -> None:
                     margin=dict(l=10, r=10, t=40, b=10), font=dict(size=16))), key="replay_elbo")
 
 
+@st.fragment(run_every=5.0)
+def follow(folder, stamp: tuple) -> None:
+    """While the run trains (its folder is locked), show each new epoch as it is written."""
+    now = tuple((p.name, p.stat().st_size) for p in sorted(folder.glob("epoch-*.safetensors")))
+    if now != stamp:
+        st.rerun(scope="app")
+
+
+if folder is not None and (folder.parent / LOCK).exists():
+    st.caption(":material/sync: This run is training: new epochs join the replay as they finish.")
+    follow(folder, stamp)
 if len(snaps) < 2:
     st.info("This checkpoint has no training snapshots to replay. Runs trained with this version keep one per "
             "epoch (in the run's snapshots/ folder); train one on the Train page, or choose the bundled "
