@@ -1,8 +1,9 @@
 """A page's state in its URL (`?model=...&start=3&end=41`), so a teacher can hand the class one link.
 
-A page names the widgets it shares: `adopt` seeds each widget's session key from the URL the first
-time the session sees that page (a value that does not parse or is out of range is ignored, with one
-sentence), and `publish` writes the current values back, so the address bar is always the link.
+A page names the widgets it shares: `adopt` seeds each widget's session key from the URL when the
+widget has no value yet in this visit of the page (a value that does not parse or is out of range is
+ignored, with one sentence), and `publish` writes the current values back, so the address bar is
+always the link.
 """
 from __future__ import annotations
 
