@@ -118,7 +118,7 @@ def test_aligned_maps_line_up_the_same_images_across_two_models():
 
 
 def test_a_long_runs_checkpoint_keeps_kl_per_dimension_on_a_bounded_number_of_epochs():
-    from vae.train import _thin_kl
+    from vae.checkpoint import _thin_kl
     records = [{"split": "test", "epoch": e, "kl_per_dim": [0.1] * 200} for e in range(1, 1001)]
     thinned = _thin_kl(records, keep=50)
     kept = [r["epoch"] for r in thinned if "kl_per_dim" in r]

@@ -4,7 +4,6 @@ vae.diagnostics; this file lays them out."""
 from __future__ import annotations
 
 from concurrent.futures import Future
-from functools import partial
 
 import numpy as np
 import plotly.graph_objects as go
@@ -13,7 +12,7 @@ import streamlit as st
 from vae.checkpoint import Checkpoint
 from vae.data import DataError
 from vae.diagnostics import (COLLAPSE_KL, IW_KS, IWCurve, aggregate_posterior, cached_iw_curve, collapse_warning,
-                             iw_curve_path,
+                             iw_curve_path, read_iw_curve,
                              collapsed_dims, kl_history, marginal_density, prior_density, unit_activity)
 from vae.evaluate import evaluation_inputs
 from vae.explore import dims_by_kl
@@ -29,18 +28,22 @@ IW_POINTS = 100  # test images for the IW curve: K = 5000 on each takes a few se
 
 def _iw_curve_or_future(ck: Checkpoint) -> tuple[IWCurve | None, Future | None]:
     """The checkpoint's IW curve from the cache, or the background computation that will make it."""
-    root, ks = state.settings().runs_root, IW_KS
-    x = evaluation_inputs(ck, state.dataset_for(ck))[:IW_POINTS]
-    compute = partial(cached_iw_curve, root, ck.sha256, ck.model, x, ks)
-    if iw_curve_path(root, ck.sha256, len(x), ks).exists():
-        return compute(), None
-    future = worker().submit(("iw", ck.sha256, len(x)), compute)
+    root, ks, data = state.settings().runs_root, IW_KS, state.dataset_for(ck)
+    n = min(IW_POINTS, len(data.x_test))
+
+    def compute() -> IWCurve:  # the test set is turned into (binarised) tensors only when the curve is made
+        return cached_iw_curve(root, ck.sha256, ck.model, evaluation_inputs(ck, data)[:n], ks)
+
+    cached = read_iw_curve(iw_curve_path(root, ck.sha256, n, ks))
+    if cached is not None:
+        return cached, None
+    future = worker().submit(("iw", ck.sha256, n), compute)
     if future.done() and future.exception() is None:
         return future.result(), None
     if future.done():
         st.error(f"The IW curve could not be computed: {future.exception()}")
         if st.button("Try again", key=f"iw_retry_{ck.sha256[:12]}"):
-            worker().forget(("iw", ck.sha256, len(x)))
+            worker().forget(("iw", ck.sha256, n))
             st.rerun()
         return None, None
     return None, future

@@ -5,14 +5,14 @@ Sizes and fonts are chosen to stay legible on a classroom projector.
 from __future__ import annotations
 
 import base64
-import io
 import math
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
-from PIL import Image
+
+from vae.export import png_bytes
 
 PALETTE = qualitative.Safe  # CARTO "Safe": a colour-blind-safe qualitative palette (11 colours)
 FONT = dict(size=16)
@@ -124,9 +124,7 @@ def image_frames(frames: np.ndarray, t: np.ndarray, *, height: int = 420, title:
 
 def png_data_uri(image: np.ndarray) -> str:
     """A uint8 grey image as an inline PNG (lossless: pixel blocks stay sharp when the browser enlarges them)."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(image, np.uint8), mode="L").save(buffer, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return "data:image/png;base64," + base64.b64encode(png_bytes(np.asarray(image, np.uint8))).decode()
 
 
 def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height: int = 600) -> go.Figure:

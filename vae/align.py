@@ -60,9 +60,8 @@ def plane(mu: np.ndarray) -> np.ndarray:
         return np.column_stack([mu[:, 0], np.zeros(len(mu))]).astype(np.float32)
     if mu.shape[1] == 2:
         return mu.astype(np.float32)
-    centred = mu - mu.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return (centred @ vt[:2].T).astype(np.float32)
+    mean, axes = principal_plane(mu)
+    return ((mu - mean) @ axes).astype(np.float32)
 
 
 def principal_plane(reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

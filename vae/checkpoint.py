@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
@@ -30,6 +31,8 @@ RESUME_FORMAT = "vae-explorer-resume"
 MAX_FILE_BYTES = 512 * 1024 * 1024  # the largest model we build is a few MB; this stops a hostile file filling memory
 MAX_HEADER_BYTES = 16 * 1024 * 1024  # safetensors itself allows 100 MB; our headers are tens of KB
 MAX_TENSORS = 4096
+MAX_STEP_RECORDS = 4000  # per-step train records kept in a checkpoint's metadata; metrics.jsonl keeps them all
+MAX_KL_RECORDS = 300  # test records that keep their KL per dimension there (Nz = 200 makes each ~2 KB)
 PICKLE_MAGICS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")  # pickle PROTO opcode, torch.save's zip
 
 
@@ -51,6 +54,26 @@ class Checkpoint:
     @property
     def label(self) -> str:
         return self.path.stem if self.path else self.sha256[:8]
+
+
+# -- what of a run's history a checkpoint carries ---------------------------------------------
+def checkpoint_history(records: list[dict]) -> list[dict]:
+    """The metric history for a checkpoint's metadata, by step: every epoch record, the last
+    MAX_STEP_RECORDS step records, and KL per dimension on at most MAX_KL_RECORDS evenly spaced test
+    records (the last always), so a long run stays well inside MAX_HEADER_BYTES."""
+    epochs = _thin_kl([r for r in records if r.get("kind") == "epoch"])
+    steps = [r for r in records if r.get("kind") == "step"][-MAX_STEP_RECORDS:]
+    return sorted(epochs + steps, key=lambda r: r["step"])
+
+
+def _thin_kl(records: list[dict], keep: int = MAX_KL_RECORDS) -> list[dict]:
+    """`records` with KL per dimension kept on at most `keep` evenly spaced of those that carry it."""
+    with_kl = [i for i, r in enumerate(records) if "kl_per_dim" in r]
+    if len(with_kl) <= keep:
+        return records
+    kept = {with_kl[int(round(j))] for j in np.linspace(0, len(with_kl) - 1, keep)}
+    return [r if i in kept or "kl_per_dim" not in r else {k: v for k, v in r.items() if k != "kl_per_dim"}
+            for i, r in enumerate(records)]
 
 
 # -- atomic writes ------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import torch
 from .checkpoint import atomic_write_bytes
 from .explore import cache_dir
 from .metrics import as_tensor
-from .model import VAE, elbo_parts, log_normal
+from .model import VAE, elbo_parts, log_weight_chunks
 
 COLLAPSE_KL = 0.01  # nats: below this a dimension says (almost) nothing about x
 IW_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -70,21 +70,6 @@ def kl_history(history: list[dict]) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- the IW gap -----------------------------------------------------------------------------
-@torch.no_grad()
-def log_weights(model: VAE, x, k: int, *, seed: int = 0, max_elements: int = 1 << 23) -> torch.Tensor:
-    """log p(x, z_k) - log q(z_k|x) for z_k ~ q(z|x): [K, B], drawn in chunks to bound memory."""
-    device = next(model.parameters()).device
-    x = as_tensor(x, device)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    mu, logvar = model.encode(x)
-    chunk = max(1, min(k, max_elements // max(1, x.shape[0] * model.config.n_pixels)))
-    parts = []
-    for start in range(0, k, chunk):
-        z = model.reparameterize(mu, logvar, min(chunk, k - start), generator=gen)
-        parts.append(model.log_px_given_z(x, z) + log_normal(z) - log_normal(z, mu, logvar))
-    return torch.cat(parts).double()
-
-
 @dataclass(frozen=True)
 class IWCurve:
     ks: list[int]
@@ -110,7 +95,8 @@ def iw_curve(model: VAE, x, ks=IW_KS, *, seed: int = 0, batch_size: int = 10) ->
     elbo_gen = torch.Generator(device=device).manual_seed(seed + 7)
     for i, start in enumerate(range(0, x.shape[0], batch_size)):
         xb = x[start:start + batch_size]
-        lw = log_weights(model, xb, ks[-1], seed=seed + i)  # [K, B]
+        gen = torch.Generator(device=device).manual_seed(seed + i)
+        lw = torch.cat(list(log_weight_chunks(model, xb, ks[-1], max_elements=1 << 23, generator=gen))).double()  # [K, B]
         cum = torch.logcumsumexp(lw, dim=0)
         per_point.append(torch.stack([cum[k - 1] - math.log(k) for k in ks], dim=1))  # [B, len(ks)]
         elbos.append(elbo_parts(model, xb, estimator="B", n_samples=64, generator=elbo_gen).elbo.double())
@@ -125,14 +111,23 @@ def iw_curve_path(runs_root, sha256: str, n_points: int, ks=IW_KS, seed: int = 0
     return cache_dir(runs_root, sha256) / f"iw-curve-{n_points}-{seed}-k{ks_tag}.json"
 
 
+def read_iw_curve(path: Path) -> IWCurve | None:
+    """A cached curve, or None when there is none; a damaged file is removed (recomputed, never trusted)."""
+    try:
+        return IWCurve(**json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError):
+        path.unlink(missing_ok=True)
+        return None
+
+
 def cached_iw_curve(runs_root, sha256: str, model: VAE, x, ks=IW_KS, *, seed: int = 0) -> IWCurve:
     """`iw_curve`, kept in the checkpoint's cache folder as JSON (numbers only) so it runs once."""
     path = iw_curve_path(runs_root, sha256, len(x), ks, seed)
-    if path.exists():
-        try:
-            return IWCurve(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
-            path.unlink(missing_ok=True)  # damaged: recomputed, never trusted
+    cached = read_iw_curve(path)
+    if cached is not None:
+        return cached
     curve = iw_curve(model, x, ks, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, json.dumps(curve.__dict__).encode())

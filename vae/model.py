@@ -268,6 +268,17 @@ def elbo_parts(model: VAE, x: torch.Tensor, *, estimator: str = "B", n_samples: 
     return ELBOParts(elbo=recon - kl, recon=recon, kl=kl, kl_per_dim=kl_per_dim, loss=loss)
 
 
+def log_weight_chunks(model: VAE, x: torch.Tensor, k: int, *, max_elements: int = 1 << 24,
+                      generator: torch.Generator | None = None):
+    """log p(x, z_k) - log q(z_k|x) for K draws z_k ~ q(z|x), yielded in chunks [n, B] so that no more than
+    ~max_elements pixel values exist at once (K = 5000 on a batch would not fit otherwise)."""
+    mu, logvar = model.encode(x)
+    chunk = max(1, min(k, max_elements // max(1, x.shape[0] * model.config.n_pixels)))
+    for start in range(0, k, chunk):
+        z = model.reparameterize(mu, logvar, min(chunk, k - start), generator=generator)
+        yield model.log_px_given_z(x, z) + log_normal(z) - log_normal(z, mu, logvar)
+
+
 @torch.no_grad()
 def iw_log_likelihood(model: VAE, x: torch.Tensor, k: int, *, max_elements: int = 1 << 24,
                       generator: torch.Generator | None = None) -> torch.Tensor:
@@ -279,14 +290,8 @@ def iw_log_likelihood(model: VAE, x: torch.Tensor, k: int, *, max_elements: int 
     """
     if k < 1:
         raise ConfigError(f"the number of importance samples must be at least 1, got {k}.")
-    mu, logvar = model.encode(x)
-    chunk = max(1, min(k, max_elements // max(1, x.shape[0] * model.config.n_pixels)))
-    running = torch.full((x.shape[0],), -math.inf, dtype=mu.dtype, device=mu.device)
-    done = 0
-    while done < k:
-        n = min(chunk, k - done)
-        z = model.reparameterize(mu, logvar, n, generator=generator)
-        log_w = model.log_px_given_z(x, z) + log_normal(z) - log_normal(z, mu, logvar)  # [n, B]
-        running = torch.logaddexp(running, torch.logsumexp(log_w, dim=0))
-        done += n
+    running = None
+    for log_w in log_weight_chunks(model, x, k, max_elements=max_elements, generator=generator):  # [n, B]
+        chunk = torch.logsumexp(log_w, dim=0)
+        running = chunk if running is None else torch.logaddexp(running, chunk)
     return running - math.log(k)

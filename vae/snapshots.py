@@ -23,7 +23,7 @@ from safetensors.numpy import save as np_save
 from .align import align_sequence, plane
 from .checkpoint import atomic_write_bytes
 from .explore import to_uint8
-from .model import VAE
+from .model import VAE, gaussian_kl_per_dim
 
 PROBE_POINTS = 500  # map points per snapshot: enough to see classes separate, ~4 KB per epoch
 SHOWN = 16  # samples and reconstructions per snapshot
@@ -88,7 +88,7 @@ def take_snapshot(model: VAE, probe: Probe) -> dict[str, np.ndarray]:
     try:
         x = probe.x.to(device)
         mu, logvar = model.encode(x)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # appendix B, per dimension
+        kl = gaussian_kl_per_dim(mu, logvar)  # appendix B, per dimension
         shown = torch.as_tensor(probe.shown, device=device)
         return {
             "index": probe.index, "labels": probe.labels,

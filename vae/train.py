@@ -16,12 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .checkpoint import load_resume_state, save_checkpoint, save_resume_state
+from .checkpoint import checkpoint_history, load_resume_state, save_checkpoint, save_resume_state
 from .data import Dataset
 from .distributed import DistContext
 from .metrics import as_tensor, evaluate_elbo
@@ -31,8 +30,6 @@ from .snapshots import drop_after, make_probe, save_snapshot, snapshot_dir, take
 
 OPTIMIZERS = ("adam", "adagrad")
 BINARIZE = ("none", "dynamic", "static")
-MAX_HISTORY = 4000  # records kept in a checkpoint's metadata; metrics.jsonl keeps them all
-MAX_KL_RECORDS = 300  # test records that keep their KL per dimension in a checkpoint's metadata
 
 
 @dataclass(frozen=True)
@@ -349,27 +346,12 @@ class Trainer:
         train, test = epoch_records
         summary = {"epochs": self.epoch, "step": self.step, "seconds": round(self.seconds, 2),
                    "train_elbo": train["elbo"], "test_elbo": test["elbo"]}
-        history = _thin_kl(r for r in self.history if r.get("kind") == "epoch") + \
-                  [r for r in self.history if r.get("kind") == "step"][-MAX_HISTORY:]
         save_resume_state(self.run.resume, self.model, self.optimizer, step=self.step, epoch=self.epoch,
                           generators={"shuffle": self.shuffle_gen, "noise": self.noise_gen},
                           train_config=self.config.to_dict())
         save_checkpoint(self.run.checkpoint, self.model, train_config=self.config.to_dict(),
-                        dataset=self.data.info(), history=sorted(history, key=lambda r: r["step"]),
+                        dataset=self.data.info(), history=checkpoint_history(self.history),
                         summary=summary)
-
-
-def _thin_kl(records, keep: int = MAX_KL_RECORDS) -> list[dict]:
-    """Epoch records for a checkpoint's metadata, with KL per dimension kept on at most `keep` evenly
-    spaced test records (the last always): a long run at Nz = 200 would otherwise outgrow the header
-    limit. metrics.jsonl keeps every record whole."""
-    records = list(records)
-    with_kl = [i for i, r in enumerate(records) if "kl_per_dim" in r]
-    if len(with_kl) <= keep:
-        return records
-    kept = {with_kl[int(round(j))] for j in np.linspace(0, len(with_kl) - 1, keep)}
-    return [r if i in kept or "kl_per_dim" not in r else {k: v for k, v in r.items() if k != "kl_per_dim"}
-            for i, r in enumerate(records)]
 
 
 def train_run(out: str | Path, data: Dataset, model_config: ModelConfig, config: TrainConfig, *,
