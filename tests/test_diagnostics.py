@@ -37,6 +37,22 @@ def test_the_iw_curve_is_cached_per_checkpoint(tmp_path, z16, x_test):
     assert cached_iw_curve(tmp_path, z16.sha256, z16.model, x_test[:5], ks=(1, 50)) == first  # damaged: recomputed
 
 
+def test_the_compare_pages_iw_estimate_is_cached_and_a_wrong_file_is_recomputed(tmp_path, z16):
+    from vae.evaluate import cached_iw_estimate, evaluate_model, iw_estimate_path, read_iw_estimate
+    data = load_dataset("mnist-5k")
+    assert read_iw_estimate(tmp_path, z16.sha256, 20, 10) is None  # nothing yet, and nothing computed
+    value = cached_iw_estimate(tmp_path, z16, data, 20, 10)
+    elbo = evaluate_model(z16, data, max_points=20)["test_elbo"]
+    assert elbo < value < elbo + 15  # K = 10 tightens the bound a little
+    assert read_iw_estimate(tmp_path, z16.sha256, 20, 10) == value
+    path = iw_estimate_path(tmp_path, z16.sha256, 20, 10)
+    for junk in ('"-80.0"', "{not json", "true"):  # a string, a damaged file, a bool: none is trusted
+        path.write_text(junk)
+        assert read_iw_estimate(tmp_path, z16.sha256, 20, 10) is None and not path.exists()
+    path.write_text("[1, 2]")
+    assert cached_iw_estimate(tmp_path, z16, data, 20, 10) == value  # recomputed, with the same seed
+
+
 def test_collapse_is_named_in_plain_words():
     assert collapse_warning([0.5, 1.2]) is None
     partial = collapse_warning([0.5, 0.001, 2.0, 0.0])

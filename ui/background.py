@@ -45,6 +45,26 @@ def worker() -> BackgroundWorker:
     return BackgroundWorker()
 
 
+def cached_or_pending(key: tuple, read_cached, compute, *, what: str) -> tuple[object | None, Future | None]:
+    """(value, None) when `read_cached()` has it or the background job finished; (None, future) while the
+    job runs (pass the future to `rerun_when_done`); (None, None) after a failure, which is shown with a
+    Try again button. `compute` runs in the background thread and must keep its result where
+    `read_cached` finds it (the runs folder's cache)."""
+    value = read_cached()
+    if value is not None:
+        return value, None
+    future = worker().submit(key, compute)
+    if not future.done():
+        return None, future
+    if future.exception() is None:
+        return future.result(), None
+    st.error(f"{what} could not be computed: {future.exception()}")
+    if st.button("Try again", key="retry_" + "_".join(str(part)[:16] for part in key)):
+        worker().forget(key)
+        st.rerun()
+    return None, None
+
+
 @st.fragment(run_every=2.0)
 def rerun_when_done(*futures: Future) -> None:
     """One poller per page run, however many results it waits for: the page reruns as soon as any is ready

@@ -19,7 +19,7 @@ from vae.explore import dims_by_kl
 from vae.metrics import ACTIVE_UNIT_THRESHOLD, kl_per_dim
 
 from . import state
-from .background import rerun_when_done, worker
+from .background import cached_or_pending, rerun_when_done
 from .figures import PALETTE, _layout
 from .widgets import explain
 
@@ -34,19 +34,8 @@ def _iw_curve_or_future(ck: Checkpoint) -> tuple[IWCurve | None, Future | None]:
     def compute() -> IWCurve:  # the test set is turned into (binarised) tensors only when the curve is made
         return cached_iw_curve(root, ck.sha256, ck.model, evaluation_inputs(ck, data)[:n], ks)
 
-    cached = read_iw_curve(iw_curve_path(root, ck.sha256, n, ks))
-    if cached is not None:
-        return cached, None
-    future = worker().submit(("iw", ck.sha256, n), compute)
-    if future.done() and future.exception() is None:
-        return future.result(), None
-    if future.done():
-        st.error(f"The IW curve could not be computed: {future.exception()}")
-        if st.button("Try again", key=f"iw_retry_{ck.sha256[:12]}"):
-            worker().forget(("iw", ck.sha256, n))
-            st.rerun()
-        return None, None
-    return None, future
+    return cached_or_pending(("iw", ck.sha256, n), lambda: read_iw_curve(iw_curve_path(root, ck.sha256, n, ks)),
+                             compute, what="The IW curve")
 
 
 def iw_curve(ck: Checkpoint) -> IWCurve | None:
@@ -136,8 +125,9 @@ def panel(ck: Checkpoint, enc) -> None:
     explain("What do these diagnostics say?", DIAGNOSTICS_NOTE)
 
 
-def compare_panel(cks: dict[str, Checkpoint]) -> None:
-    """The same diagnostics, one row per checkpoint, and their IW curves overlaid (Compare page)."""
+def compare_panel(cks: dict[str, Checkpoint]) -> list[Future]:
+    """The same diagnostics, one row per checkpoint, and their IW curves overlaid (Compare page). Returns the
+    background jobs still running, for the page's one `rerun_when_done`."""
     rows, curves, pending = [], {}, []
     for label, ck in cks.items():
         try:
@@ -161,10 +151,9 @@ def compare_panel(cks: dict[str, Checkpoint]) -> None:
     st.dataframe(rows, hide_index=True)
     if curves:
         st.plotly_chart(iw_figure(curves), key="cmp_iw")
-    if pending:
-        rerun_when_done(*pending)
     if len(curves) < len(cks):
         st.info("IW curves are computed in the background, one checkpoint at a time; they appear as they finish.")
+    return pending
 
 
 DIAGNOSTICS_NOTE = """

@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write_bytes
-from .explore import cache_dir
+from .explore import cache_dir, json_cached, read_json_cache
 from .metrics import as_tensor
 from .model import VAE, elbo_parts, log_weight_chunks
 
@@ -113,11 +111,10 @@ def iw_curve_path(runs_root, sha256: str, n_points: int, ks=IW_KS, seed: int = 0
 
 def read_iw_curve(path: Path) -> IWCurve | None:
     """A cached curve, or None when there is none; a damaged file is removed (recomputed, never trusted)."""
+    fields = read_json_cache(path)
     try:
-        return IWCurve(**json.loads(path.read_text()))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, TypeError):
+        return None if fields is None else IWCurve(**fields)
+    except TypeError:  # valid JSON of another shape
         path.unlink(missing_ok=True)
         return None
 
@@ -125,13 +122,8 @@ def read_iw_curve(path: Path) -> IWCurve | None:
 def cached_iw_curve(runs_root, sha256: str, model: VAE, x, ks=IW_KS, *, seed: int = 0) -> IWCurve:
     """`iw_curve`, kept in the checkpoint's cache folder as JSON (numbers only) so it runs once."""
     path = iw_curve_path(runs_root, sha256, len(x), ks, seed)
-    cached = read_iw_curve(path)
-    if cached is not None:
-        return cached
-    curve = iw_curve(model, x, ks, seed=seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, json.dumps(curve.__dict__).encode())
-    return curve
+    curve = read_iw_curve(path)  # checked first: a file of the wrong shape is replaced
+    return curve or IWCurve(**json_cached(path, lambda: iw_curve(model, x, ks, seed=seed).__dict__))
 
 
 # -- the aggregate posterior ----------------------------------------------------------------

@@ -7,6 +7,7 @@ import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import BUILTIN_DATASETS, DataError, Dataset, load_dataset, load_user_data
+from .explore import cache_dir, json_cached, read_json_cache
 from .metrics import active_units, bits_per_dim, evaluate_elbo, iw_log_likelihood_mean, kl_per_dim, posterior_stats
 from .train import TrainConfig, resolve_device, test_inputs
 
@@ -73,3 +74,31 @@ def evaluate_model(checkpoint: Checkpoint, data: Dataset, *, iw_samples: int | N
         report["iw_log_likelihood"] = round(iw_log_likelihood_mean(model, x, iw_samples), 3)
         report["iw_samples"] = iw_samples
     return report
+
+
+def iw_estimate_path(runs_root, sha256: str, n_points: int, k: int, seed: int = 0) -> Path:
+    return cache_dir(runs_root, sha256) / f"iw-mean-{n_points}-{seed}-k{k}.json"
+
+
+def read_iw_estimate(runs_root, sha256: str, n_points: int, k: int) -> float | None:
+    """A cached `cached_iw_estimate`, or None (never computes); a file holding anything but a number goes."""
+    path = iw_estimate_path(runs_root, sha256, n_points, k)
+    value = read_json_cache(path)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if value is not None:
+        path.unlink(missing_ok=True)
+    return None
+
+
+def cached_iw_estimate(runs_root, checkpoint: Checkpoint, data: Dataset, n_points: int, k: int) -> float:
+    """The mean IW log-likelihood with K samples on the first n_points test images (as the run saw them),
+    kept in the checkpoint's cache folder so that it runs once: the Compare page's slow column."""
+    def compute() -> float:
+        x = evaluation_inputs(checkpoint, data)[:n_points]
+        return round(iw_log_likelihood_mean(checkpoint.model, x, k), 3)
+
+    cached = read_iw_estimate(runs_root, checkpoint.sha256, n_points, k)
+    if cached is not None:
+        return cached
+    return float(json_cached(iw_estimate_path(runs_root, checkpoint.sha256, n_points, k), compute))

@@ -7,6 +7,7 @@ them into one readable picture (nearest-neighbour, never a blur).
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -150,6 +151,28 @@ def pca_with_path(mu: np.ndarray, path: np.ndarray, *, seed: int = 0) -> tuple[n
 def cache_dir(runs_root: str | os.PathLike, sha256: str) -> Path:
     """Derived results of one checkpoint: `<runs>/cache/<sha256>/` (DESIGN.md: keyed by the file's hash)."""
     return Path(runs_root) / "cache" / sha256
+
+
+def read_json_cache(path: Path):
+    """A value cached as JSON, or None when there is none; a damaged file is removed (recomputed, never
+    trusted)."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        path.unlink(missing_ok=True)
+        return None
+
+
+def json_cached(path: Path, compute):
+    """`compute()`, remembered as JSON (numbers only, never code) at `path` and written atomically."""
+    value = read_json_cache(path)
+    if value is None:
+        value = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps(value).encode())
+    return value
 
 
 def cached_projection(runs_root, sha256: str, mu: np.ndarray, method: str, *, split: str = "test",

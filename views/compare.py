@@ -1,14 +1,17 @@
 """Compare: two or more checkpoints: curves, a metrics table, diagnostics, aligned maps with linked selection,
 one z through both decoders."""
+from functools import partial
+
 import pandas as pd
 import streamlit as st
 
 from ui import aligned, diagnostics, state
+from ui.background import cached_or_pending, rerun_when_done
 from ui.figures import compare_curves
 from ui.widgets import explain, fail
 from vae.checkpoint import CheckpointError
 from vae.data import DataError
-from vae.evaluate import evaluate_model
+from vae.evaluate import cached_iw_estimate, evaluate_model, read_iw_estimate
 
 st.header("Compare checkpoints")
 items = state.library()
@@ -31,27 +34,41 @@ n_points = int(c2.select_slider("Test images used", [100, 200, 500, 1000, 2000],
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def report(sha256: str, key: str, k: int, n_points: int) -> dict:
+def report(sha256: str, key: str, n_points: int) -> dict:
+    """The quick columns (one ELBO pass); the IW column comes from the background worker."""
     ck = state.open_checkpoint(key)
-    return evaluate_model(ck, state.dataset_for(ck), iw_samples=k, max_points=n_points)
+    return evaluate_model(ck, state.dataset_for(ck), max_points=n_points)
 
 
-rows = []
-with st.spinner(f"Evaluating with K = {k} on {n_points} test images…"):
-    for key, (label, ck) in zip(keys, cks.items()):
-        try:
-            r = report(ck.sha256, key, k, n_points)
-        except DataError as err:
-            rows.append({"checkpoint": label, "data set": ck.dataset.get("name"), "note": str(err)})
-            continue
-        rows.append({"checkpoint": label, "data set": r["dataset"], "latent": ck.model_config.latent_dim,
-                     "test ELBO (nats)": r["test_elbo"], f"IW log-lik. (K={k}, N={r['n_points']})": r["iw_log_likelihood"],
-                     "bits/dim": r["bits_per_dim"], "active units": r["active_units"],
-                     "parameters": r["n_parameters"]})
+def iw_estimate(ck, n: int):
+    """(value, future): the IW column's number, or the background job computing it (K x N decoder passes
+    would hold the page for seconds, and for a minute when a class shares the server)."""
+    root = state.settings().runs_root
+    return cached_or_pending(("iw-mean", ck.sha256, n, k), lambda: read_iw_estimate(root, ck.sha256, n, k),
+                             partial(cached_iw_estimate, root, ck, state.dataset_for(ck), n, k),
+                             what=f"The IW log-likelihood of {ck.label}")
+
+
+rows, pending = [], []
+for key, (label, ck) in zip(keys, cks.items()):
+    try:
+        r = report(ck.sha256, key, n_points)
+    except DataError as err:
+        rows.append({"checkpoint": label, "data set": ck.dataset.get("name"), "note": str(err)})
+        continue
+    iw, future = iw_estimate(ck, r["n_points"])
+    pending += [future] if future is not None else []
+    rows.append({"checkpoint": label, "data set": r["dataset"], "latent": ck.model_config.latent_dim,
+                 "test ELBO (nats)": r["test_elbo"], f"IW log-lik. (K={k}, N={r['n_points']})": iw,
+                 "bits/dim": r["bits_per_dim"], "active units": r["active_units"],
+                 "parameters": r["n_parameters"]})
 st.dataframe(pd.DataFrame(rows), hide_index=True)
+if pending:
+    st.caption(f"The IW log-likelihood (K = {k}) is being computed in the background, once per checkpoint and "
+               "setting, then cached; the column fills in by itself.")
 
 st.subheader("Diagnostics")
-diagnostics.compare_panel(cks)
+pending += diagnostics.compare_panel(cks)
 
 st.subheader("Aligned latent maps")
 datasets = {label: ck.dataset.get("name") for label, ck in cks.items()}
@@ -61,6 +78,8 @@ if len(set(datasets.values())) > 1:
     aligned.same_z_unaligned(cks)
 else:
     aligned.render(cks)
+if pending:
+    rerun_when_done(*pending)  # one poller for every background number on the page
 
 explain("Reading the table", """
 The **ELBO** (eq. 3) is a lower bound on log p(x); the **importance-weighted** estimate with K samples
