@@ -1,11 +1,18 @@
-"""Background training jobs: they run off the caller's thread, queue beyond the limit, and obey their owner."""
+"""Background training jobs: they train in a process of their own, queue beyond the limit, obey their owner, and end
+in a readable state however their process ends."""
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
 from vae.jobs import JobRegistry, JobSpec
 from vae.runs import RunError
 from vae.train import TrainConfig
+from conftest import REPO
 
 
 def spec(name, epochs=2, resume=False, **kw):
@@ -77,15 +84,62 @@ def test_a_diverging_job_says_so(tmp_path):
     assert job.state == "diverged" and "non-finite" in job.message
 
 
-def test_the_worker_never_runs_on_the_callers_thread(tmp_path):
+def test_a_job_trains_in_its_own_process_and_a_registry_thread_follows_it(tmp_path):
     seen = []
     reg = JobRegistry(tmp_path)
     original = reg._on_event
 
-    def spy(job, event, inputs):
+    def spy(job, *message):
         seen.append(threading.current_thread().name)
-        original(job, event, inputs)
+        original(job, *message)
 
     reg._on_event = spy
-    reg.wait(reg.submit(spec("t", epochs=1), owner="a").id, 120)
+    done = reg.wait(reg.submit(spec("t", epochs=1), owner="a").id, 120)
+    assert done.state == "finished" and done.pid not in (None, os.getpid())
     assert seen and all(name.startswith("vae-job-") for name in seen)
+
+
+def test_a_training_process_that_dies_fails_its_job_with_a_sentence(tmp_path):
+    reg = JobRegistry(tmp_path)
+    job = reg.submit(spec("killed", epochs=500), owner="a")
+    deadline = time.monotonic() + 60
+    while not reg.get(job.id).history and time.monotonic() < deadline:  # it has started training
+        time.sleep(0.1)
+    os.kill(reg.get(job.id).pid, signal.SIGKILL)
+    failed = reg.wait(job.id, 30)
+    assert failed.state == "failed" and "ended unexpectedly (exit code -9)" in failed.message
+    assert reg.wait(reg.submit(spec("next", epochs=1), owner="a").id, 120).state == "finished"  # the slot is free
+
+
+ORPHAN = """
+import sys, time
+from vae.jobs import JobRegistry, JobSpec
+from vae.train import TrainConfig
+reg = JobRegistry(sys.argv[1])
+job = reg.submit(JobSpec(run_name="orphan", dataset="digits", model={"latent_dim": 2, "hidden": (32,)},
+                         train=TrainConfig(epochs=500)), owner="a")
+while not any(r["kind"] == "epoch" for r in reg.get(job.id).history):  # a checkpoint exists
+    time.sleep(0.1)
+print(reg.get(job.id).pid, flush=True)
+"""
+
+
+def test_a_training_process_stops_by_itself_when_the_server_is_killed(tmp_path):
+    server = subprocess.Popen([sys.executable, "-c", ORPHAN, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    child = int(server.stdout.readline())
+    server.kill()  # as kill -9 would: no atexit, no chance to stop its children
+    server.wait(10)
+    deadline = time.monotonic() + 60
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(child), "the orphaned training process kept running"
+    assert (tmp_path / "orphan" / "model.safetensors").exists()  # it stopped as Stop does: the last epoch kept
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False

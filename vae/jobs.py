@@ -1,30 +1,33 @@
 """Background training jobs that the app polls. Thread-safe, UI-free.
 
 The app keeps one `JobRegistry` per server (in a `st.cache_resource`). Each job
-trains in its own thread through `train_run`; the thread never touches the UI,
-it only updates the job's fields under the registry's lock, and pages read
-copies (`Job.snapshot`). At most `max_running` jobs train at once; the rest wait
+trains in a child process through `train_run` (vae/job_process.py says why),
+followed by a thread of the registry's that never touches the UI: it only copies
+the child's messages into the job's fields under the registry's lock, and pages
+read copies (`Job.snapshot`). At most `max_running` jobs train at once; the rest wait
 in a queue that reports each job's place. Only the session that submitted a
 job may stop it.
 """
 from __future__ import annotations
 
 import itertools
+import multiprocessing
+import queue
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .data import DataError, load_dataset
-from .model import ConfigError, ModelConfig
+from .job_process import train_in_child
 from .runs import RunError, open_run_dir, validate_run_name
-from .train import TrainConfig, TrainEvent, train_run
+from .train import TrainConfig
 
-PREVIEW_COUNT = 8
 ACTIVE = ("queued", "running")
+POLL_S = 0.2  # how often the supervising thread looks at the Stop button and the child's health
+DRAIN_S = 2.0  # how long a dead child's last messages may take to arrive
+JOIN_S = 30.0
 
 
 @dataclass
@@ -53,6 +56,7 @@ class Job:
     preview: dict[str, np.ndarray] = field(default_factory=dict)  # "reconstructions", "samples", "inputs"
     preview_epoch: int = 0
     queue_position: int = 0  # 1 = next to start; 0 when not queued
+    pid: int | None = None  # the training process, once started
     stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -146,46 +150,55 @@ class JobRegistry:
             threading.Thread(target=self._work, args=(job,), name=f"vae-job-{job.id}", daemon=True).start()
         self._renumber()
 
-    # -- the worker thread: no UI calls, only field updates under the lock -------------------
+    # -- the supervising thread: no UI calls, only field updates under the lock -----------------
     def _work(self, job: Job) -> None:
-        torch.set_num_threads(self.threads)
+        """Start the job's training process and copy what it says into the job until it ends."""
+        ctx = multiprocessing.get_context("spawn")  # never fork a server that runs threads
+        messages, stop = ctx.Queue(), ctx.Event()
+        process = ctx.Process(target=train_in_child, args=(job.spec, str(job.out), self.threads, messages, stop),
+                              name=f"vae-job-{job.id}", daemon=True)
         try:
-            data = load_dataset(job.spec.dataset, data_dir=job.spec.data_dir)
-            model_config = ModelConfig(image_shape=data.image_shape, **job.spec.model)
-            inputs = np.array(data.x_test[:PREVIEW_COUNT], np.float32)  # a writable copy for torch
-            result = train_run(job.out, data, model_config, job.spec.train, resume=job.spec.resume,
-                               callbacks=[lambda event: self._on_event(job, event, inputs)],
-                               threads=self.threads, stop_event=job.stop_event)
-            state, message = result.status, result.reason
-        except (DataError, ConfigError, RunError) as err:
-            state, message = "failed", str(err)
+            process.start()
         except OSError as err:
-            state, message = "failed", f"could not write the run folder: {err.strerror or err}."
-        except Exception as err:  # the worker must always leave a readable state behind
-            state, message = "failed", f"training failed unexpectedly: {type(err).__name__}: {err}."
+            return self._end(job, "failed", f"the training process could not start: {err.strerror or err}.")
+        with self._lock:
+            job.pid = process.pid
+        try:
+            state, message = self._follow(job, process, messages, stop)
+        except Exception as err:  # the job must always end in a readable state
+            state, message = "failed", f"following the training process failed: {type(err).__name__}: {err}."
+        process.join(timeout=JOIN_S)
+        if process.is_alive():  # it ignored its stop signal: the run folder keeps its last whole epoch
+            process.kill()
+        self._end(job, state, message)
+
+    def _end(self, job: Job, state: str, message: str) -> None:
         with self._lock:
             job.state, job.message, job.ended = state, message, time.time()
             self._start_ready()
 
-    def _on_event(self, job: Job, event: TrainEvent, inputs: np.ndarray) -> None:
-        preview = self._preview(event, inputs) if event.kind == "epoch" else None
-        with self._lock:
-            job.history.extend(event.records)
-            job.progress, job.samples_per_s = event.progress, event.samples_per_s
-            if preview is not None:
-                job.preview, job.preview_epoch = preview, int(round(event.records[0]["epoch"]))
+    def _follow(self, job: Job, process, messages, stop) -> tuple[str, str]:
+        """(state, message) from the child's closing message; a child that dies without one failed."""
+        while True:
+            if job.stop_event.is_set():
+                stop.set()  # the child stops at its next step, the way a thread would
+            try:
+                reply = messages.get(timeout=POLL_S)
+            except queue.Empty:
+                if process.is_alive():
+                    continue
+                try:  # what it sent just before it ended may still be in the pipe
+                    reply = messages.get(timeout=DRAIN_S)
+                except queue.Empty:
+                    return "failed", f"the training process ended unexpectedly (exit code {process.exitcode})."
+            if reply[0] == "end":
+                return reply[1], reply[2]
+            self._on_event(job, *reply[1:])
 
-    @staticmethod
-    @torch.no_grad()
-    def _preview(event: TrainEvent, inputs: np.ndarray) -> dict[str, np.ndarray]:
-        """Reconstructions of a few test images and prior samples, for the strip that refreshes each epoch."""
-        model = event.model
-        device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
-        x = torch.from_numpy(inputs).to(device)
-        z = torch.randn(PREVIEW_COUNT, model.config.latent_dim, generator=torch.Generator().manual_seed(0)).to(device)
-        out = {"inputs": inputs, "reconstructions": model(x).cpu().numpy(),
-               "samples": model.decode_mean(z).cpu().numpy()}
-        model.train(was_training)
-        return out
+    def _on_event(self, job: Job, kind: str, records: list[dict], progress: float, samples_per_s: float,
+                  preview: dict | None) -> None:
+        with self._lock:
+            job.history.extend(records)
+            job.progress, job.samples_per_s = progress, samples_per_s
+            if preview is not None and kind == "epoch":
+                job.preview, job.preview_epoch = preview, int(round(records[0]["epoch"]))
