@@ -136,21 +136,30 @@ def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height
                                         "test images, reconstructed below"))
     classes = [None] if labels is None or (labels < 0).all() else [int(c) for c in np.unique(labels)]
 
-    def traces(frame):
+    rows = [np.arange(len(labels)) if c is None else np.flatnonzero(labels == c) for c in classes]
+
+    def traces(frame, *, style: bool):
+        """One scatter per class and the two image grids. Only the first frame carries names and styles: an
+        animation frame restates what changes (positions, pictures), which keeps 40 frames cheap to build."""
         out = []
-        for c in classes:
-            rows = np.arange(len(labels)) if c is None else np.flatnonzero(labels == c)
+        for c, r in zip(classes, rows):
+            x, y = frame["coords"][r, 0], frame["coords"][r, 1]
+            if not style:
+                out.append(go.Scatter(x=x, y=y))
+                continue
             name = "all points" if c is None else (class_names[c] if class_names and c < len(class_names) else str(c))
-            out.append(go.Scatter(x=frame["coords"][rows, 0], y=frame["coords"][rows, 1], mode="markers", name=name,
-                                  marker=dict(size=6, color=PALETTE[(c or 0) % len(PALETTE)], opacity=0.8),
-                                  hoverinfo="name"))
+            out.append(go.Scatter(x=x, y=y, mode="markers", name=name, hoverinfo="name",
+                                  marker=dict(size=6, color=PALETTE[(c or 0) % len(PALETTE)], opacity=0.8)))
         for key in ("samples", "reconstructions"):  # PNG: a few KB per grid, against ~18 KB as a typed array
-            out.append(go.Image(source=png_data_uri(frame[key]), hoverinfo="skip"))
+            out.append(go.Image(source=png_data_uri(frame[key]), hoverinfo="skip") if style
+                       else go.Image(source=png_data_uri(frame[key])))
         return out
 
-    for i, trace in enumerate(traces(frames[0])):  # the replay starts untrained; ▶ plays it forward
+    first = traces(frames[0], style=True)  # the replay starts untrained; ▶ plays it forward
+    for i, trace in enumerate(first):
         fig.add_trace(trace, row=1, col=1 if i < len(classes) else 2 + i - len(classes))
-    fig.frames = [go.Frame(data=traces(f), name=f["name"]) for f in frames]
+    every = list(range(len(first)))
+    fig.frames = [go.Frame(data=traces(f, style=False), traces=every, name=f["name"]) for f in frames]
     everything = np.concatenate([f["coords"] for f in frames])
     lo, hi = everything.min(0), everything.max(0)
     pad = 0.05 * (hi - lo) + 1e-3

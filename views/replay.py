@@ -30,9 +30,11 @@ stamp = tuple((p.name, p.stat().st_size) for p in files)
 snaps = snapshots(str(folder), stamp) if files else []
 
 
-@st.cache_data(max_entries=8, show_spinner="Preparing the replay…")
+@st.cache_resource(max_entries=8, show_spinner="Preparing the replay…")
 def figure(folder: str, stamp: tuple, latent_dim: int, class_names: tuple | None):
-    """The animation, built once per run state: 40 frames of traces and PNGs take seconds on a busy server."""
+    """The animation, built once per run state: 40 frames of traces and PNGs take seconds on a busy server.
+    A resource, not data: every session reads the one figure (st.plotly_chart copies it), so it is never
+    pickled and unpickled, which cost as much again as building it."""
     snaps = snapshots(folder, stamp)
     shown = evenly(snaps, MAX_FRAMES)
     coords = evenly(replay_coords(snaps, latent_dim), MAX_FRAMES)
