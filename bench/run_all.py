@@ -17,6 +17,7 @@ SCRIPTS = [
     ("training.py", "Training throughput and time to quality"),
     ("evaluation.py", "Evaluation"),
     ("app.py", "App"),
+    ("job_process.py", "Training beside page work"),
 ]
 
 
