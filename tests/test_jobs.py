@@ -143,3 +143,29 @@ def _alive(pid: int) -> bool:
             return f.read().split(") ")[-1][0] != "Z"  # a zombie has ended
     except FileNotFoundError:
         return False
+
+
+def test_a_training_process_that_cannot_start_fails_its_job_and_frees_the_slot(tmp_path, monkeypatch):
+    import multiprocessing
+
+    import vae.jobs
+
+    spawn = multiprocessing.get_context("spawn")
+
+    class NoProcesses:  # the spawn context, except that no process can start (as when memory runs out)
+        Queue, Event = spawn.Queue, spawn.Event
+
+        class Process:
+            def __init__(self, **_):
+                pass
+
+            def start(self):
+                raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(vae.jobs.multiprocessing, "get_context", lambda _: NoProcesses)
+    reg = JobRegistry(tmp_path)
+    failed = reg.wait(reg.submit(spec("nomem", epochs=1), owner="a").id, 30)
+    assert failed.state == "failed" and failed.message.startswith("the training process could not start")
+    assert "Cannot allocate memory" in failed.message
+    monkeypatch.undo()
+    assert reg.wait(reg.submit(spec("after", epochs=1), owner="a").id, 120).state == "finished"

@@ -159,8 +159,8 @@ class JobRegistry:
                               name=f"vae-job-{job.id}", daemon=True)
         try:
             process.start()
-        except OSError as err:
-            return self._end(job, "failed", f"the training process could not start: {err.strerror or err}.")
+        except Exception as err:  # no process, no memory, or a spec that cannot be sent: the job still ends
+            return self._end(job, "failed", f"the training process could not start: {err}.")
         with self._lock:
             job.pid = process.pid
         try:

@@ -40,7 +40,7 @@ def report(sha256: str, key: str, n_points: int) -> dict:
     return evaluate_model(ck, state.dataset_for(ck), max_points=n_points)
 
 
-def iw_estimate(ck, n: int):
+def iw_estimate(ck, n: int, k: int):
     """(value, future): the IW column's number, or the background job computing it (K x N decoder passes
     would hold the page for seconds, and for a minute when a class shares the server)."""
     root = state.settings().runs_root
@@ -56,7 +56,7 @@ for key, (label, ck) in zip(keys, cks.items()):
     except DataError as err:
         rows.append({"checkpoint": label, "data set": ck.dataset.get("name"), "note": str(err)})
         continue
-    iw, future = iw_estimate(ck, r["n_points"])
+    iw, future = iw_estimate(ck, r["n_points"], k)
     pending += [future] if future is not None else []
     rows.append({"checkpoint": label, "data set": r["dataset"], "latent": ck.model_config.latent_dim,
                  "test ELBO (nats)": r["test_elbo"], f"IW log-lik. (K={k}, N={r['n_points']})": iw,
