@@ -1,5 +1,6 @@
 """Background training jobs: they train in a process of their own, queue beyond the limit, obey their owner, and end
 in a readable state however their process ends."""
+import json
 import os
 import signal
 import subprocess
@@ -107,7 +108,7 @@ def test_a_training_process_that_dies_fails_its_job_with_a_sentence(tmp_path):
         time.sleep(0.1)
     os.kill(reg.get(job.id).pid, signal.SIGKILL)
     failed = reg.wait(job.id, 30)
-    assert failed.state == "failed" and "ended unexpectedly (exit code -9)" in failed.message
+    assert failed.state == "failed" and "was killed by signal 9" in failed.message
     assert reg.wait(reg.submit(spec("next", epochs=1), owner="a").id, 120).state == "finished"  # the slot is free
 
 
@@ -146,26 +147,28 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_training_process_that_cannot_start_fails_its_job_and_frees_the_slot(tmp_path, monkeypatch):
-    import multiprocessing
-
     import vae.jobs
 
-    spawn = multiprocessing.get_context("spawn")
+    def no_processes(*_, **__):  # as when memory or the process limit runs out
+        raise OSError(12, "Cannot allocate memory")
 
-    class NoProcesses:  # the spawn context, except that no process can start (as when memory runs out)
-        Queue, Event = spawn.Queue, spawn.Event
-
-        class Process:
-            def __init__(self, **_):
-                pass
-
-            def start(self):
-                raise OSError(12, "Cannot allocate memory")
-
-    monkeypatch.setattr(vae.jobs.multiprocessing, "get_context", lambda _: NoProcesses)
+    monkeypatch.setattr(vae.jobs.subprocess, "Popen", no_processes)
     reg = JobRegistry(tmp_path)
     failed = reg.wait(reg.submit(spec("nomem", epochs=1), owner="a").id, 30)
     assert failed.state == "failed" and failed.message.startswith("the training process could not start")
     assert "Cannot allocate memory" in failed.message
     monkeypatch.undo()
     assert reg.wait(reg.submit(spec("after", epochs=1), owner="a").id, 120).state == "finished"
+
+
+def test_the_lines_between_server_and_child_are_json_numbers_and_strings():
+    import numpy as np
+
+    from vae.job_process import death_sentence, decode_images, encode_images, job_line
+    line = json.loads(job_line(spec("x", epochs=3), "/runs/x", 1))
+    assert line["out"] == "/runs/x" and line["train"]["epochs"] == 3 and line["model"]["hidden"] == [32]
+    images = {"samples": np.random.rand(8, 28, 28).astype(np.float32)}
+    assert np.array_equal(decode_images(json.loads(json.dumps(encode_images(images))))["samples"], images["samples"])
+    assert decode_images(None) is None
+    assert death_sentence(-9).startswith("the training process was killed by signal 9 (the system does this when")
+    assert "exit code 1" in death_sentence(1)

@@ -1,86 +1,131 @@
-"""The process a training job runs in, and the plain messages it sends back to the registry.
+"""The process a training job runs in (`python -m vae.job_process`), and the lines it exchanges with the server.
 
 Why a process and not a thread: a training step is many small torch calls with Python in between, so a
-thread needs the interpreter lock between every two of them. Ten sessions' page scripts hold that lock
-for most of each second: on two cores, a training thread beside four busy Plotly-building threads ran at
-0.13x its idle speed and a child process at 0.88x (`python bench/job_process.py`, medians of 3). The child has its own
-interpreter; the server keeps one supervising thread per job that only copies messages into the job.
+thread needs the interpreter lock between every two of them, and page scripts hold that lock for most of
+each second: on two cores, a training thread beside four busy Plotly-building threads ran at 0.13x its
+idle speed and a child process at 0.88x (`python bench/job_process.py`, medians of 3).
 
-Messages (the `multiprocessing` queue pickles them between these two processes only; nothing here reads
-a user's file as code):
-- ("event", kind, records, progress, samples_per_s, preview or None): after each logged step or epoch;
-- ("end", state, message): last, always, unless the process was killed.
+Why a plain subprocess and not `multiprocessing`: its spawn re-imports the parent's `__main__`, which in
+a Streamlit server is the app script itself, and it pickles what it sends. Here both directions are JSON
+lines of numbers and strings, so nothing either side reads is ever executed:
+- server -> child (stdin): one line, the job; later a "stop" line. End of input (the server has gone,
+  even killed with -9) stops the run too, the way the Stop button does.
+- child -> server (stdout): {"kind": "step"|"epoch", "records", "progress", "samples_per_s", "preview"}
+  after each logged step or epoch (an epoch's preview: three small float32 image stacks, base64), and
+  last {"end": state, "message": sentence}. Anything else the child prints goes to stderr.
 """
 from __future__ import annotations
 
+import base64
+import json
 import os
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
-import torch
-
-from .data import DataError, load_dataset
-from .model import ConfigError, ModelConfig
-from .runs import RunError
-from .train import TrainEvent, train_run
 
 PREVIEW_COUNT = 8
-ORPHAN_CHECK_S = 1.0
 
 
-def train_in_child(spec, out: str, threads: int, messages, stop) -> None:
-    """The child's whole life: train `spec` into `out`, reporting on `messages`; `stop` is set by the
-    registry (the owner pressed Stop) or by the orphan watch below (the server died)."""
-    torch.set_num_threads(threads)  # deliberate: the server's own work shares the two cores
-    _stop_when_orphaned(stop, messages)
+# -- both sides -------------------------------------------------------------------------------
+def job_line(spec, out: Path, threads: int) -> bytes:
+    """The job as the child reads it (a JobSpec's fields, the run folder and the torch thread count)."""
+    job = {"dataset": spec.dataset, "data_dir": spec.data_dir, "model": spec.model, "train": spec.train.to_dict(),
+           "resume": spec.resume, "out": str(out), "threads": int(threads)}
+    return (json.dumps(job) + "\n").encode()
+
+
+def encode_images(images: dict[str, np.ndarray]) -> dict:
+    return {name: {"shape": list(a.shape), "float32": base64.b64encode(np.ascontiguousarray(a, np.float32)).decode()}
+            for name, a in images.items()}
+
+
+def decode_images(encoded: dict | None) -> dict[str, np.ndarray] | None:
+    if encoded is None:
+        return None
+    return {name: np.frombuffer(base64.b64decode(v["float32"]), np.float32).reshape(v["shape"]).copy()
+            for name, v in encoded.items()}
+
+
+def death_sentence(returncode: int) -> str:
+    """Why a job whose process ended without its closing line failed, in one sentence."""
+    if returncode < 0:
+        hint = " (the system does this when memory runs out)" if returncode == -9 else ""
+        return f"the training process was killed by signal {-returncode}{hint}."
+    return f"the training process ended unexpectedly with exit code {returncode}; the server's log has its error."
+
+
+# -- the child --------------------------------------------------------------------------------
+def run_job(job: dict, send, stop: threading.Event) -> tuple[str, str]:
+    """Train the job, calling `send(message)` after each event; returns (state, sentence)."""
+    import torch
+
+    from .data import DataError, load_dataset
+    from .model import ConfigError, ModelConfig
+    from .runs import RunError
+    from .train import TrainConfig, train_run
+
+    torch.set_num_threads(job["threads"])  # deliberate: the server's page work shares the two cores
     try:
-        data = load_dataset(spec.dataset, data_dir=spec.data_dir)
-        model_config = ModelConfig(image_shape=data.image_shape, **spec.model)
+        data = load_dataset(job["dataset"], data_dir=job["data_dir"])
+        model_config = ModelConfig(image_shape=data.image_shape, **job["model"])
         inputs = np.array(data.x_test[:PREVIEW_COUNT], np.float32)  # a writable copy for torch
-        result = train_run(Path(out), data, model_config, spec.train, resume=spec.resume,
-                           callbacks=[lambda event: messages.put(event_message(event, inputs))],
-                           threads=threads, stop_event=stop)
-        state, message = result.status, result.reason
+
+        def on_event(event) -> None:
+            preview = encode_images(preview_images(event.model, inputs)) if event.kind == "epoch" else None
+            send({"kind": event.kind, "records": event.records, "progress": event.progress,
+                  "samples_per_s": event.samples_per_s, "preview": preview})
+
+        result = train_run(Path(job["out"]), data, model_config, TrainConfig.from_dict(job["train"]),
+                           resume=job["resume"], callbacks=[on_event], threads=job["threads"], stop_event=stop)
+        return result.status, result.reason
     except (DataError, ConfigError, RunError) as err:
-        state, message = "failed", str(err)
+        return "failed", str(err)
     except OSError as err:
-        state, message = "failed", f"could not write the run folder: {err.strerror or err}."
+        return "failed", f"could not write the run folder: {err.strerror or err}."
     except Exception as err:  # the job must always end in a readable state
-        state, message = "failed", f"training failed unexpectedly: {type(err).__name__}: {err}."
-    messages.put(("end", state, message))
+        return "failed", f"training failed unexpectedly: {type(err).__name__}: {err}."
 
 
-def event_message(event: TrainEvent, inputs: np.ndarray) -> tuple:
-    """A TrainEvent as plain data: the model itself stays in the child; an epoch brings a preview strip."""
-    preview = preview_images(event.model, inputs) if event.kind == "epoch" else None
-    return ("event", event.kind, event.records, event.progress, event.samples_per_s, preview)
-
-
-@torch.no_grad()
 def preview_images(model, inputs: np.ndarray) -> dict[str, np.ndarray]:
     """Reconstructions of a few test images and prior samples, for the strip that refreshes each epoch."""
+    import torch
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    x = torch.from_numpy(inputs).to(device)
-    z = torch.randn(PREVIEW_COUNT, model.config.latent_dim, generator=torch.Generator().manual_seed(0)).to(device)
-    out = {"inputs": inputs, "reconstructions": model(x).cpu().numpy(),
-           "samples": model.decode_mean(z).cpu().numpy()}
+    with torch.no_grad():
+        x = torch.from_numpy(inputs).to(device)
+        z = torch.randn(PREVIEW_COUNT, model.config.latent_dim, generator=torch.Generator().manual_seed(0)).to(device)
+        out = {"inputs": inputs, "reconstructions": model(x).cpu().numpy(), "samples": model.decode_mean(z).cpu().numpy()}
     model.train(was_training)
     return out
 
 
-def _stop_when_orphaned(stop, messages) -> None:
-    """A server killed with -9 cannot stop its children: each notices its parent has gone and stops the
-    run the way the Stop button does (the last epoch's checkpoint stays). Its messages have no reader
-    any more, so the process must not wait at exit for them to be sent."""
-    parent = os.getppid()
+def _listen(stop: threading.Event) -> None:
+    """A "stop" line, or the end of input (the server has gone), stops the run at its next step."""
+    for line in sys.stdin:
+        if line.strip() == "stop":
+            break
+    stop.set()
 
-    def watch() -> None:
-        while not stop.wait(ORPHAN_CHECK_S):
-            if os.getppid() != parent:
-                messages.cancel_join_thread()
-                stop.set()
 
-    threading.Thread(target=watch, name="vae-orphan-watch", daemon=True).start()
+def main() -> None:
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)  # the real stdout carries only the protocol's lines
+    os.dup2(2, 1)  # whatever else is printed (warnings, libraries) goes to stderr
+    stop = threading.Event()
+    job = json.loads(sys.stdin.readline())
+    threading.Thread(target=_listen, args=(stop,), name="vae-job-stdin", daemon=True).start()
+
+    def send(message: dict) -> None:
+        try:
+            protocol.write(json.dumps(message) + "\n")
+        except OSError:  # nobody is reading any more: the server has gone
+            stop.set()
+
+    state, sentence = run_job(job, send, stop)
+    send({"end": state, "message": sentence})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,18 +1,21 @@
 """Background training jobs that the app polls. Thread-safe, UI-free.
 
 The app keeps one `JobRegistry` per server (in a `st.cache_resource`). Each job
-trains in a child process through `train_run` (vae/job_process.py says why),
-followed by a thread of the registry's that never touches the UI: it only copies
-the child's messages into the job's fields under the registry's lock, and pages
-read copies (`Job.snapshot`). At most `max_running` jobs train at once; the rest wait
+trains in a child process, `python -m vae.job_process` (that file says why and
+what they say to each other), followed by a thread of the registry's that never
+touches the UI: it only copies the child's lines into the job's fields under the
+registry's lock, and pages read copies (`Job.snapshot`). At most `max_running` jobs train at once; the rest wait
 in a queue that reports each job's place. Only the session that submitted a
 job may stop it.
 """
 from __future__ import annotations
 
 import itertools
-import multiprocessing
-import queue
+import json
+import os
+import select
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -20,14 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .job_process import train_in_child
+from .job_process import death_sentence, decode_images, job_line
 from .runs import RunError, open_run_dir, validate_run_name
 from .train import TrainConfig
 
 ACTIVE = ("queued", "running")
-POLL_S = 0.2  # how often the supervising thread looks at the Stop button and the child's health
-DRAIN_S = 2.0  # how long a dead child's last messages may take to arrive
-JOIN_S = 30.0
+POLL_S = 0.2  # how often the supervising thread looks at the Stop button while the child is quiet
+JOIN_S = 30.0  # how long a stopped child may take to finish its step and release its run folder
 
 
 @dataclass
@@ -153,23 +155,26 @@ class JobRegistry:
     # -- the supervising thread: no UI calls, only field updates under the lock -----------------
     def _work(self, job: Job) -> None:
         """Start the job's training process and copy what it says into the job until it ends."""
-        ctx = multiprocessing.get_context("spawn")  # never fork a server that runs threads
-        messages, stop = ctx.Queue(), ctx.Event()
-        process = ctx.Process(target=train_in_child, args=(job.spec, str(job.out), self.threads, messages, stop),
-                              name=f"vae-job-{job.id}", daemon=True)
         try:
-            process.start()
-        except Exception as err:  # no process, no memory, or a spec that cannot be sent: the job still ends
+            child = subprocess.Popen([sys.executable, "-m", "vae.job_process"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=_child_env())
+        except Exception as err:  # no process (memory, limits): the job still ends, with a sentence
             return self._end(job, "failed", f"the training process could not start: {err}.")
         with self._lock:
-            job.pid = process.pid
+            job.pid = child.pid
         try:
-            state, message = self._follow(job, process, messages, stop)
+            _tell(child, job_line(job.spec, job.out, self.threads))
+            state, message = self._follow(job, child)
         except Exception as err:  # the job must always end in a readable state
             state, message = "failed", f"following the training process failed: {type(err).__name__}: {err}."
-        process.join(timeout=JOIN_S)
-        if process.is_alive():  # it ignored its stop signal: the run folder keeps its last whole epoch
-            process.kill()
+        _tell(child, b"stop\n")  # a child that already ended ignores it; one still training stops
+        try:
+            child.stdin.close()
+            child.wait(timeout=JOIN_S)
+        except (OSError, subprocess.TimeoutExpired):  # it ignored its stop: the run keeps its last whole epoch
+            child.kill()
+            child.wait()
+        child.stdout.close()
         self._end(job, state, message)
 
     def _end(self, job: Job, state: str, message: str) -> None:
@@ -177,23 +182,27 @@ class JobRegistry:
             job.state, job.message, job.ended = state, message, time.time()
             self._start_ready()
 
-    def _follow(self, job: Job, process, messages, stop) -> tuple[str, str]:
-        """(state, message) from the child's closing message; a child that dies without one failed."""
+    def _follow(self, job: Job, child: subprocess.Popen) -> tuple[str, str]:
+        """(state, message) from the child's closing line; a child whose output ends without one failed."""
+        fd, pending, stop_sent = child.stdout.fileno(), bytearray(), False
         while True:
-            if job.stop_event.is_set():
-                stop.set()  # the child stops at its next step, the way a thread would
-            try:
-                reply = messages.get(timeout=POLL_S)
-            except queue.Empty:
-                if process.is_alive():
-                    continue
-                try:  # what it sent just before it ended may still be in the pipe
-                    reply = messages.get(timeout=DRAIN_S)
-                except queue.Empty:
-                    return "failed", f"the training process ended unexpectedly (exit code {process.exitcode})."
-            if reply[0] == "end":
-                return reply[1], reply[2]
-            self._on_event(job, *reply[1:])
+            if job.stop_event.is_set() and not stop_sent:
+                _tell(child, b"stop\n")
+                stop_sent = True
+            if not select.select([fd], [], [], POLL_S)[0]:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:  # its stdout closed: the process has ended (a cut last line is dropped)
+                return "failed", death_sentence(child.wait())
+            pending += chunk
+            *lines, rest = pending.split(b"\n")
+            pending = bytearray(rest)
+            for line in lines:
+                message = json.loads(line)
+                if "end" in message:
+                    return message["end"], message["message"]
+                self._on_event(job, message["kind"], message["records"], message["progress"],
+                               message["samples_per_s"], decode_images(message["preview"]))
 
     def _on_event(self, job: Job, kind: str, records: list[dict], progress: float, samples_per_s: float,
                   preview: dict | None) -> None:
@@ -202,3 +211,19 @@ class JobRegistry:
             job.progress, job.samples_per_s = progress, samples_per_s
             if preview is not None and kind == "epoch":
                 job.preview, job.preview_epoch = preview, int(round(records[0]["epoch"]))
+
+
+def _tell(child: subprocess.Popen, line: bytes) -> None:
+    """Write to the child's stdin; a child that has ended has nobody reading, which is fine."""
+    try:
+        child.stdin.write(line)
+        child.stdin.flush()
+    except (OSError, ValueError):  # a broken pipe, or stdin already closed
+        pass
+
+
+def _child_env() -> dict[str, str]:
+    """The server's environment, with this package importable wherever the server was started from."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + os.pathsep + path if path else root}
