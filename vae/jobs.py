@@ -170,8 +170,11 @@ class JobRegistry:
         _tell(child, b"stop\n")  # a child that already ended ignores it; one still training stops
         try:
             child.stdin.close()
+        except OSError:  # the child has gone: nothing left to flush to
+            pass
+        try:
             child.wait(timeout=JOIN_S)
-        except (OSError, subprocess.TimeoutExpired):  # it ignored its stop: the run keeps its last whole epoch
+        except subprocess.TimeoutExpired:  # it ignored its stop: the run keeps its last whole epoch
             child.kill()
             child.wait()
         child.stdout.close()
