@@ -82,6 +82,9 @@ def test_compare_aligns_the_maps_and_a_lasso_on_one_circles_the_same_images_on_t
     ref.wait_for(timeout=60_000)
     other.wait_for()
     assert main.get_by_text("unexplained").count() >= 1  # the alignment states its residual
+    # the IW column and curves arrive from the background and rerun the page: lasso on the settled page
+    main.get_by_text("computed in the background").first.wait_for(state="detached", timeout=120_000)
+    page.wait_for_function("() => document.querySelectorAll('[data-stale=\"true\"]').length === 0", timeout=30_000)
     lasso(page, ref)
     heading = main.locator("p").filter(has_text="reconstructed by")
     heading.wait_for(timeout=60_000)

@@ -63,8 +63,9 @@ for key, (label, ck) in zip(keys, cks.items()):
                  "bits/dim": r["bits_per_dim"], "active units": r["active_units"],
                  "parameters": r["n_parameters"]})
 st.dataframe(pd.DataFrame(rows), hide_index=True)
+iw_note = st.empty()  # always drawn, so that the elements below keep their places when the note goes
 if pending:
-    st.caption(f"The IW log-likelihood (K = {k}) is being computed in the background, once per checkpoint and "
+    iw_note.caption(f"The IW log-likelihood (K = {k}) is being computed in the background, once per checkpoint and "
                "setting, then cached; the column fills in by itself.")
 
 st.subheader("Diagnostics")
