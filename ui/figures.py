@@ -139,8 +139,8 @@ def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height
     rows = [np.arange(len(labels)) if c is None else np.flatnonzero(labels == c) for c in classes]
 
     def traces(frame, *, style: bool):
-        """One scatter per class and the two image grids. Only the first frame carries names and styles: an
-        animation frame restates what changes (positions, pictures), which keeps 40 frames cheap to build."""
+        """One scatter per class and the two image grids. Only the first frame's scatters carry names and
+        styles: an animation frame restates what changes (positions, pictures), which keeps 40 frames cheap."""
         out = []
         for c, r in zip(classes, rows):
             x, y = frame["coords"][r, 0], frame["coords"][r, 1]
@@ -151,8 +151,7 @@ def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height
             out.append(go.Scatter(x=x, y=y, mode="markers", name=name, hoverinfo="name",
                                   marker=dict(size=6, color=PALETTE[(c or 0) % len(PALETTE)], opacity=0.8)))
         for key in ("samples", "reconstructions"):  # PNG: a few KB per grid, against ~18 KB as a typed array
-            out.append(go.Image(source=png_data_uri(frame[key]), hoverinfo="skip") if style
-                       else go.Image(source=png_data_uri(frame[key])))
+            out.append(go.Image(source=png_data_uri(frame[key]), hoverinfo="skip"))
         return out
 
     first = traces(frames[0], style=True)  # the replay starts untrained; ▶ plays it forward

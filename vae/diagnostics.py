@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .explore import cache_dir, json_cached, read_json_cache
+from .explore import cache_dir, read_json_cache, write_json_cache
 from .metrics import as_tensor
 from .model import VAE, elbo_parts, log_weight_chunks
 
@@ -122,8 +122,11 @@ def read_iw_curve(path: Path) -> IWCurve | None:
 def cached_iw_curve(runs_root, sha256: str, model: VAE, x, ks=IW_KS, *, seed: int = 0) -> IWCurve:
     """`iw_curve`, kept in the checkpoint's cache folder as JSON (numbers only) so it runs once."""
     path = iw_curve_path(runs_root, sha256, len(x), ks, seed)
-    curve = read_iw_curve(path)  # checked first: a file of the wrong shape is replaced
-    return curve or IWCurve(**json_cached(path, lambda: iw_curve(model, x, ks, seed=seed).__dict__))
+    curve = read_iw_curve(path)
+    if curve is None:
+        curve = iw_curve(model, x, ks, seed=seed)
+        write_json_cache(path, curve.__dict__)
+    return curve
 
 
 # -- the aggregate posterior ----------------------------------------------------------------

@@ -7,7 +7,7 @@ import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import BUILTIN_DATASETS, DataError, Dataset, load_dataset, load_user_data
-from .explore import cache_dir, json_cached, read_json_cache
+from .explore import cache_dir, read_json_cache, write_json_cache
 from .metrics import active_units, bits_per_dim, evaluate_elbo, iw_log_likelihood_mean, kl_per_dim, posterior_stats
 from .train import TrainConfig, resolve_device, test_inputs
 
@@ -94,11 +94,9 @@ def read_iw_estimate(runs_root, sha256: str, n_points: int, k: int) -> float | N
 def cached_iw_estimate(runs_root, checkpoint: Checkpoint, data: Dataset, n_points: int, k: int) -> float:
     """The mean IW log-likelihood with K samples on the first n_points test images (as the run saw them),
     kept in the checkpoint's cache folder so that it runs once: the Compare page's slow column."""
-    def compute() -> float:
+    value = read_iw_estimate(runs_root, checkpoint.sha256, n_points, k)
+    if value is None:
         x = evaluation_inputs(checkpoint, data)[:n_points]
-        return round(iw_log_likelihood_mean(checkpoint.model, x, k), 3)
-
-    cached = read_iw_estimate(runs_root, checkpoint.sha256, n_points, k)
-    if cached is not None:
-        return cached
-    return float(json_cached(iw_estimate_path(runs_root, checkpoint.sha256, n_points, k), compute))
+        value = round(iw_log_likelihood_mean(checkpoint.model, x, k), 3)
+        write_json_cache(iw_estimate_path(runs_root, checkpoint.sha256, n_points, k), value)
+    return value

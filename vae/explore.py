@@ -165,14 +165,10 @@ def read_json_cache(path: Path):
         return None
 
 
-def json_cached(path: Path, compute):
-    """`compute()`, remembered as JSON (numbers only, never code) at `path` and written atomically."""
-    value = read_json_cache(path)
-    if value is None:
-        value = compute()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, json.dumps(value).encode())
-    return value
+def write_json_cache(path: Path, value) -> None:
+    """Keep `value` as JSON (numbers only, never code) at `path`, written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, json.dumps(value).encode())
 
 
 def cached_projection(runs_root, sha256: str, mu: np.ndarray, method: str, *, split: str = "test",
