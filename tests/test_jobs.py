@@ -172,3 +172,92 @@ def test_the_lines_between_server_and_child_are_json_numbers_and_strings():
     assert decode_images(None) is None
     assert death_sentence(-9).startswith("the training process was killed by signal 9 (the system does this when")
     assert "exit code 1" in death_sentence(1)
+
+
+# -- one queue for every server process on a runs folder (the replicas of `python -m vae serve`) --------
+HOLDER = """
+import sys
+from vae.job_queue import SharedQueue
+queue = SharedQueue(sys.argv[1], max_running=1)
+entry = queue.enter({"run": "theirs", "epochs": 5, "server": "other"})
+if sys.argv[2] == "slot":
+    assert queue.take_slot(entry, {"run": "theirs", "epochs": 5, "server": "other"}) is not None
+print("held", flush=True)
+sys.stdin.read()  # holds its files until killed
+"""
+
+
+def _holder(tmp_path, what):
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path), what], cwd=REPO, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_slot_held_by_another_process_is_taken_when_that_process_dies(tmp_path):
+    from vae.job_queue import SharedQueue
+    other = _holder(tmp_path, "slot")
+    queue = SharedQueue(tmp_path, max_running=1)
+    assert [(j.run_name, j.state) for j in queue.jobs()] == [("theirs", "running")]
+    mine = queue.enter({"run": "mine", "epochs": 1})
+    assert queue.place(mine) == 1 and queue.take_slot(mine, {"run": "mine"}) is None  # first in line, no slot
+    other.kill()  # as kill -9 would: the kernel releases its lock, nobody cleans up
+    other.wait(10)
+    slot = queue.take_slot(mine, {"run": "mine", "epochs": 1})
+    assert slot is not None and [(j.run_name, j.state) for j in queue.jobs()] == [("mine", "running")]
+    queue.release(slot)
+    assert queue.jobs() == []
+
+
+def test_queue_places_follow_submission_across_processes_and_a_dead_process_leaves_the_queue(tmp_path):
+    from vae.job_queue import SharedQueue
+    queue = SharedQueue(tmp_path, max_running=1)
+    running = queue.take_slot(queue.enter({"run": "running"}), {"run": "running"})
+    other = _holder(tmp_path, "queue")  # submitted first: place 1
+    mine = queue.enter({"run": "mine", "epochs": 3})
+    assert queue.place(mine) == 2
+    assert [(j.run_name, j.state, j.place) for j in queue.jobs()] == [
+        ("running", "running", 0), ("theirs", "queued", 1), ("mine", "queued", 2)]
+    queue.release(running)
+    assert queue.take_slot(mine, {"run": "mine"}) is None  # a free slot, but "theirs" is first in line
+    other.kill()
+    other.wait(10)
+    assert queue.place(mine) == 1 and len(list((tmp_path / ".jobs" / "queue").iterdir())) == 1  # its entry is gone
+    assert queue.take_slot(mine, {"run": "mine"}) is not None
+
+
+SECOND_SERVER = """
+import sys, time
+from vae.jobs import JobRegistry, JobSpec
+from vae.train import TrainConfig
+reg = JobRegistry(sys.argv[1], max_running=1)
+job = reg.submit(JobSpec(run_name="elsewhere", dataset="digits", model={"latent_dim": 2, "hidden": (32,)},
+                         train=TrainConfig(epochs=500)), owner="a")
+print(reg.get(job.id).state, flush=True)
+sys.stdin.readline()
+reg.stop(job.id, "a")
+print(reg.wait(job.id, 60).state, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_the_job_limit_holds_across_server_processes_on_one_runs_folder(tmp_path):
+    server = subprocess.Popen([sys.executable, "-c", SECOND_SERVER, str(tmp_path)], cwd=REPO, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert server.stdout.readline().strip() == "running"
+        reg = JobRegistry(tmp_path, max_running=1)
+        assert [(j.run_name, j.state) for j in reg.elsewhere()] == [("elsewhere", "running")]
+        with pytest.raises(RunError, match="already queued or training"):  # the name is taken in the other server
+            reg.submit(spec("elsewhere"), owner="b")
+        job = reg.submit(spec("here", epochs=1), owner="b")
+        time.sleep(1.5)  # several polls: it must still wait for the other server's job
+        assert (reg.get(job.id).state, reg.get(job.id).queue_position) == ("queued", 1)
+        assert [(j.run_name, j.state) for j in reg.elsewhere()] == [("elsewhere", "running")]  # not our own
+        server.stdin.write("stop\n")
+        server.stdin.flush()
+        assert server.stdout.readline().strip() == "stopped"
+        assert reg.wait(job.id, 120).state == "finished"
+    finally:
+        server.kill()
+        server.wait(10)

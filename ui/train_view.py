@@ -10,7 +10,7 @@ import streamlit as st
 
 from vae.checkpoint import Checkpoint, CheckpointError, atomic_write_bytes
 from vae.data import BUILTIN_DATASETS, DataError, available_datasets, load_user_data
-from vae.jobs import ACTIVE, Job, JobSpec
+from vae.jobs import ACTIVE, Job, JobSpec, SharedJob
 from vae.model import ConfigError, parse_hidden
 from vae.runs import RunError, read_metrics
 from vae.train import TrainConfig
@@ -96,24 +96,45 @@ def _status_line(job: Job) -> str:
     return f"{job.state.capitalize()}: {job.message.rstrip('.')}."
 
 
+def _elsewhere_line(job: SharedJob, progress: float) -> str:
+    if job.state == "queued":
+        return f"Waiting in the queue: place {job.place} (started in another session)."
+    return f"Training (started in another session): {progress:.0%} done."
+
+
+def _progress_from(history: list[dict], epochs: int) -> float:
+    """How far a run trained by another server process is, from its metrics file (epochs are fractional)."""
+    done = max((float(r.get("epoch", 0)) for r in history), default=0.0)
+    return min(1.0, done / epochs) if epochs > 0 else 0.0
+
+
 @st.fragment(run_every=1.0)
 def live_view(run_name: str, n_pixels: int) -> None:
     """Redraws every second from the registry (never from the worker thread); reads the run folder
-    when the job is not in this server's memory (a restarted server, a command-line run)."""
-    job = state.registry().active_for(run_name) or _latest_job(run_name)
+    when the job is not in this server's memory (another replica's job, a restarted server, a
+    command-line run)."""
+    registry = state.registry()
+    job = registry.active_for(run_name)
+    other = None if job else next((j for j in registry.elsewhere() if j.run_name == run_name), None)
+    job = job or (None if other else _latest_job(run_name))
     if job is None:
         history = read_metrics(state.settings().runs_root / run_name / "metrics.jsonl")
-        st.caption("Read from the run folder (not trained by this server since it started).")
+        if other is not None:  # queued or training in another server process on this runs folder
+            progress = _progress_from(history, other.epochs) if other.state == "running" else 0.0
+            st.progress(progress, text=_elsewhere_line(other, progress))
+        else:
+            st.caption("Read from the run folder (not trained by this server since it started).")
     else:
         history = job.history
         st.progress(job.progress, text=_status_line(job))
         if job.state in ACTIVE and job.owner == state.session_id():
             if st.button("Stop", key=f"stop_{job.id}"):
-                state.registry().stop(job.id, state.session_id())
-        was_active = st.session_state.get(f"tr_active_{run_name}")
-        st.session_state[f"tr_active_{run_name}"] = job.state in ACTIVE
-        if was_active and job.state not in ACTIVE:
-            st.rerun(scope="app")  # the finished run appears in the sidebar at once
+                registry.stop(job.id, state.session_id())
+    active = other is not None or (job is not None and job.state in ACTIVE)
+    was_active = st.session_state.get(f"tr_active_{run_name}")
+    st.session_state[f"tr_active_{run_name}"] = active
+    if was_active and not active:
+        st.rerun(scope="app")  # the finished run appears in the sidebar at once
     if history:
         st.plotly_chart(training_curves(history, n_pixels), key=f"curves_{run_name}")
     else:
@@ -135,7 +156,7 @@ def resume_controls(run_name: str) -> Checkpoint | None:
     except CheckpointError as err:
         fail(str(err))
         return None
-    if state.registry().active_for(run_name) is None and (run_dir / "resume.safetensors").exists():
+    if not busy(run_name) and (run_dir / "resume.safetensors").exists():
         done = int(ck.summary.get("epochs", 0))
         c1, c2 = st.columns([1, 3])
         total = int(c1.number_input("Continue to epoch", done + 1, 100_000, done + 10, key=f"tr_to_{run_name}"))
@@ -146,6 +167,19 @@ def resume_controls(run_name: str) -> Checkpoint | None:
                            model={k: v for k, v in ck.model_config.to_dict().items() if k != "image_shape"},
                            train=TrainConfig.from_dict({**ck.train_config, "epochs": total})))
     return ck
+
+
+def busy(run_name: str) -> bool:
+    """Queued or training, in this server process or another on the same runs folder."""
+    registry = state.registry()
+    return registry.active_for(run_name) is not None or any(j.run_name == run_name for j in registry.elsewhere())
+
+
+def queue_line(jobs: list[Job], elsewhere: list[SharedJob]) -> str | None:
+    """The whole queue of the runs folder (every replica's jobs), in order: "Queue: 1. a, 2. b"."""
+    queued = sorted([(j.queue_position, j.spec.run_name) for j in jobs if j.state == "queued"]
+                    + [(j.place, j.run_name) for j in elsewhere if j.state == "queued"])
+    return "Queue: " + ", ".join(f"{place}. {name}" for place, name in queued) if queued else None
 
 
 def _latest_job(run_name: str) -> Job | None:

@@ -1,4 +1,4 @@
-"""Command line: `python -m vae train|eval|datasets|reproduce`. It calls the same functions as the app.
+"""Command line: `python -m vae train|eval|datasets|reproduce|serve`. It calls the same functions as the app.
 
 Errors exit with status 2 and one line on stderr, never a traceback.
 """
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true")
 
     _add_reproduce(sub)
+    _add_serve(sub)
     return parser
 
 
@@ -115,6 +116,25 @@ def _add_reproduce(sub) -> None:
     r.add_argument("--grid", type=int, default=20, help="fig4: images per side of the manifold (default 20, as in the paper)")
     r.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
     r.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto (CUDA when present)")
+
+
+def _add_serve(sub) -> None:
+    v = sub.add_parser("serve", help="serve a class: N Streamlit replicas behind nginx, with sticky sessions",
+                       description="Start N `streamlit run app.py` replicas on free loopback ports and nginx in front "
+                                   "of them on --address:--port, with sticky sessions, one runs folder, one cookie "
+                                   "secret and one training queue; Ctrl-C stops them all. Settings default to the "
+                                   "environment (VAE_RUNS_DIR, VAE_READ_ONLY, VAE_MAX_JOBS, VAE_TORCH_THREADS).")
+    v.add_argument("--replicas", type=int, help="Streamlit processes (default: one per core)")
+    v.add_argument("--port", type=int, default=8501, help="the port nginx listens on (default 8501)")
+    v.add_argument("--address", default="127.0.0.1",
+                   help="the address nginx listens on (default 127.0.0.1, this machine only; 0.0.0.0 for a room)")
+    v.add_argument("--runs-dir", help="the shared runs folder (default: $VAE_RUNS_DIR, else ./runs)")
+    v.add_argument("--read-only", action="store_true", help="no training, no uploads (as VAE_READ_ONLY=1)")
+    v.add_argument("--max-jobs", type=int, help="training jobs at once across all replicas (default: $VAE_MAX_JOBS, else 1)")
+    v.add_argument("--torch-threads", type=int, help="torch threads per replica and job (default: $VAE_TORCH_THREADS, else 1)")
+    v.add_argument("--log-dir", help="keep each replica's log here (default: a temporary folder, removed at the end)")
+    v.add_argument("--upstream", action="append", default=[], metavar="HOST:PORT",
+                   help="also proxy to a replica started by hand on another machine (repeatable; see the README)")
 
 
 def _configs(args):
@@ -279,6 +299,21 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    import os
+
+    from .serve import ServeError, serve, settings_from
+
+    try:
+        settings = settings_from(dict(os.environ), runs_dir=args.runs_dir, read_only=args.read_only,
+                                 max_jobs=args.max_jobs, torch_threads=args.torch_threads)
+        replicas = args.replicas if args.replicas is not None else os.cpu_count() or 1
+        return serve(replicas, args.address, args.port, settings, args.log_dir, args.upstream)
+    except ServeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .data import DataError
@@ -286,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     from .runs import RunError
 
     args = build_parser().parse_args(argv)
-    command = {"train": cmd_train, "eval": cmd_eval, "datasets": cmd_datasets, "reproduce": cmd_reproduce}[args.command]
+    command = {"train": cmd_train, "eval": cmd_eval, "datasets": cmd_datasets, "reproduce": cmd_reproduce,
+               "serve": cmd_serve}[args.command]
     try:
         return command(args)
     except (DataError, ConfigError, CheckpointError, RunError) as err:

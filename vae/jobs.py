@@ -5,8 +5,9 @@ trains in a child process, `python -m vae.job_process` (that file says why and
 what they say to each other), followed by a thread of the registry's that never
 touches the UI: it only copies the child's lines into the job's fields under the
 registry's lock, and pages read copies (`Job.snapshot`). At most `max_running` jobs train at once; the rest wait
-in a queue that reports each job's place. Only the session that submitted a
-job may stop it.
+in a queue that reports each job's place. The limit and the queue are those of the runs folder, shared by
+every server process on it (`vae.job_queue`): a waiting job's thread polls for a slot, and holds it for as
+long as the training process lives. Only the session that submitted a job may stop it.
 """
 from __future__ import annotations
 
@@ -18,17 +19,20 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from .job_process import death_sentence, decode_images, job_line
+from .job_queue import Held, SharedJob, SharedQueue
 from .runs import RunError, open_run_dir, validate_run_name
 from .train import TrainConfig
 
 ACTIVE = ("queued", "running")
 POLL_S = 0.2  # how often the supervising thread looks at the Stop button while the child is quiet
+QUEUE_POLL_S = 0.5  # how often a waiting job looks for a free slot (a few small file operations)
 JOIN_S = 30.0  # how long a stopped child may take to finish its step and release its run folder
 
 
@@ -78,9 +82,12 @@ class JobRegistry:
         self.runs_root = Path(runs_root)
         self.max_running = max(1, int(max_running))
         self.threads = max(1, int(threads))
+        self.queue = SharedQueue(self.runs_root, self.max_running)
+        self.server = uuid.uuid4().hex  # names this registry in the shared files, to tell its jobs from others'
         self._lock = threading.Lock()
         self._jobs: dict[int, Job] = {}
-        self._queue: list[int] = []
+        self._entries: dict[int, Held] = {}  # queued jobs' entries in the shared queue
+        self._slots: dict[int, Held] = {}  # running jobs' slots
         self._ids = itertools.count(1)
 
     # -- what pages call ------------------------------------------------------------------
@@ -89,14 +96,15 @@ class JobRegistry:
         validate_run_name(spec.run_name)
         out = self.runs_root / spec.run_name
         with self._lock:
-            if any(j.out == out and j.state in ACTIVE for j in self._jobs.values()):
+            if (any(j.out == out and j.state in ACTIVE for j in self._jobs.values())
+                    or any(j.run_name == spec.run_name for j in self.queue.jobs())):  # here or in another server
                 raise RunError(f"a run named {spec.run_name!r} is already queued or training.")
             open_run_dir(out, resume=spec.resume)  # refuses an existing run without resume
             job = Job(id=next(self._ids), spec=spec, owner=owner, out=out)
             self._jobs[job.id] = job
-            self._queue.append(job.id)
-            self._renumber()
-            self._start_ready()
+            self._entries[job.id] = self.queue.enter(self._shared_info(job))
+            self._advance(job)  # the first job starts at once, and the others know their place
+            threading.Thread(target=self._work, args=(job,), name=f"vae-job-{job.id}", daemon=True).start()
             return job.snapshot()
 
     def stop(self, job_id: int, owner: str) -> None:
@@ -107,9 +115,8 @@ class JobRegistry:
             if job.owner != owner:
                 raise PermissionError("only the session that started this run can stop it.")
             if job.state == "queued":
-                self._queue.remove(job_id)
+                self.queue.leave(self._entries.pop(job_id))
                 job.state, job.message, job.ended = "stopped", "removed from the queue before it started", time.time()
-                self._renumber()
             job.stop_event.set()
 
     def get(self, job_id: int) -> Job | None:
@@ -128,6 +135,10 @@ class JobRegistry:
                     return job.snapshot()
         return None
 
+    def elsewhere(self) -> list[SharedJob]:
+        """Jobs queued or running in other server processes on the same runs folder (other replicas)."""
+        return [j for j in self.queue.jobs() if j.server != self.server]
+
     def wait(self, job_id: int, timeout: float) -> Job | None:
         """Block until the job leaves the queue and finishes (for tests and the command line)."""
         deadline = time.time() + timeout
@@ -139,25 +150,43 @@ class JobRegistry:
         return self.get(job_id)
 
     # -- internals (called with the lock held) ----------------------------------------------
-    def _renumber(self) -> None:
-        for place, job_id in enumerate(self._queue, start=1):
-            self._jobs[job_id].queue_position = place
+    def _shared_info(self, job: Job) -> dict:
+        return {"run": job.spec.run_name, "epochs": job.spec.train.epochs, "server": self.server, "job": job.id,
+                "pid": os.getpid(), "submitted": time.time()}
 
-    def _start_ready(self) -> None:
-        running = sum(1 for j in self._jobs.values() if j.state == "running")
-        while self._queue and running < self.max_running:
-            job = self._jobs[self._queue.pop(0)]
-            job.state, job.started, job.queue_position = "running", time.time(), 0
-            running += 1
-            threading.Thread(target=self._work, args=(job,), name=f"vae-job-{job.id}", daemon=True).start()
-        self._renumber()
+    def _advance(self, job: Job) -> None:
+        """A queued job takes a slot if it is first in line and one is free; otherwise it learns its place."""
+        if job.state != "queued":
+            return
+        entry = self._entries[job.id]
+        slot = self.queue.take_slot(entry, self._shared_info(job))
+        if slot is None:
+            job.queue_position = self.queue.place(entry)
+            return
+        del self._entries[job.id]
+        self._slots[job.id] = slot
+        job.state, job.started, job.queue_position = "running", time.time(), 0
+
+    def _advance_all(self) -> None:
+        for job in sorted(self._jobs.values(), key=lambda j: j.id):
+            self._advance(job)
 
     # -- the supervising thread: no UI calls, only field updates under the lock -----------------
     def _work(self, job: Job) -> None:
-        """Start the job's training process and copy what it says into the job until it ends."""
-        try:
+        """Wait for a slot, start the job's training process, and copy what it says into the job until it ends."""
+        while True:
+            with self._lock:
+                self._advance(job)
+                if job.state != "queued":
+                    break
+            job.stop_event.wait(QUEUE_POLL_S)  # Stop wakes it at once
+        with self._lock:
+            if job.state != "running":  # stopped while it waited
+                return
+            slot = self._slots[job.id]
+        try:  # the child inherits the slot's descriptor: the slot stays taken while it lives, even if we die
             child = subprocess.Popen([sys.executable, "-m", "vae.job_process"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=_child_env())
+                                     stdout=subprocess.PIPE, env=_child_env(), pass_fds=(slot.fd,))
         except Exception as err:  # no process (memory, limits): the job still ends, with a sentence
             return self._end(job, "failed", f"the training process could not start: {err}.")
         with self._lock:
@@ -183,7 +212,8 @@ class JobRegistry:
     def _end(self, job: Job, state: str, message: str) -> None:
         with self._lock:
             job.state, job.message, job.ended = state, message, time.time()
-            self._start_ready()
+            self.queue.release(self._slots.pop(job.id))
+            self._advance_all()  # a job of ours next in line starts now rather than at its next poll
 
     def _follow(self, job: Job, child: subprocess.Popen) -> tuple[str, str]:
         """(state, message) from the child's closing line; a child whose output ends without one failed."""

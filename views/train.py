@@ -2,7 +2,7 @@
 import streamlit as st
 
 from ui import notes, state
-from ui.train_view import live_view, resume_controls, settings_form, submit
+from ui.train_view import live_view, queue_line, resume_controls, settings_form, submit
 from ui.widgets import explain
 from vae.runs import list_runs
 
@@ -20,8 +20,9 @@ if spec is not None:
 
 registry = state.registry()
 jobs = registry.jobs()
+elsewhere = registry.elsewhere()  # queued or training in another replica: the runs folder is shared
 runs = [r.name for r in list_runs(state.settings().runs_root)]
-names = list(dict.fromkeys([j.spec.run_name for j in reversed(jobs)] + runs))
+names = list(dict.fromkeys([j.spec.run_name for j in reversed(jobs)] + [j.run_name for j in elsewhere] + runs))
 if not names:
     st.info("No runs yet: choose settings above and press Start training.")
     st.stop()
@@ -30,9 +31,9 @@ watch = st.selectbox("Watch run", names, key="tr_watch")
 ck = resume_controls(watch)
 live_view(watch, ck.model_config.n_pixels if ck else 784)
 
-queued = [j for j in jobs if j.state == "queued"]
-if queued:
-    st.caption("Queue: " + ", ".join(f"{j.queue_position}. {j.spec.run_name}" for j in queued))
+queue = queue_line(jobs, elsewhere)
+if queue:
+    st.caption(queue)
 
 explain("What happens during training?", """
 Each step takes a minibatch of M images, draws eps ~ N(0, I) and forms z = mu + sigma * eps (the
