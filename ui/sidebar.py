@@ -86,8 +86,11 @@ def render() -> None:
     st.sidebar.caption(describe(ck))
     st.sidebar.caption(f"{ck.model.n_parameters():,} parameters · file {ck.sha256[:10]}")
     kind, _, ident = key.partition(":")
-    data = st.session_state["uploads"][ident][1] if kind == "upload" else ck.path.read_bytes()
+    # A callable: the file (1.5 MB for the bundled model) is read and sent only when the button is pressed.
+    # Passed as bytes, every run of every page sent it to the media store again: a third of a new
+    # visitor's server CPU on the home page (issue 10).
+    data = (lambda: st.session_state["uploads"][ident][1]) if kind == "upload" else ck.path.read_bytes
     st.sidebar.download_button("Download checkpoint", data, file_name=f"{ck.label}.safetensors",
-                               mime="application/octet-stream")
+                               mime="application/octet-stream", on_click="ignore")
     if kind == "run" and not settings.read_only:
         _manage_run(ident)

@@ -7,6 +7,7 @@ import streamlit as st
 from ui import diagnostics, links, notes, state
 from ui.figures import latent_map
 from ui.projections import NAMES, projection_or_pca
+from ui.shared_figures import shared_figure
 from ui.widgets import explain, fail, show_images
 from vae.explore import reconstruct
 from vae.export import coordinates_csv
@@ -36,8 +37,10 @@ coords, index, note = projection_or_pca(ck, enc, method, split)
 if note:
     st.info(note)
 std = np.exp(0.5 * enc.logvar) if show_std and d == 2 else None
-fig = latent_map(coords, index, enc.labels, data.class_names, std=std,
-                 title=f"{len(index):,} {split} images, posterior means ({NAMES[method]})")
+drawn = method if note is None else "pca"  # what the map shows while a slow projection is computed
+fig = shared_figure("latent_map", (ck.sha256, split, drawn, std is not None, len(index)), lambda: latent_map(
+    coords, index, enc.labels, data.class_names, std=std,
+    title=f"{len(index):,} {split} images, posterior means ({NAMES[drawn]})"))
 event = st.plotly_chart(fig, key="latent_map", on_select="rerun", selection_mode=("points", "box", "lasso"))
 # A callable: the CSV (11 MB for 70k points in 16-D) is made when the button is pressed, not on every rerun.
 st.download_button("Coordinates (CSV)", partial(coordinates_csv, index, coords, enc.mu, enc.labels, data.label_name),
