@@ -245,6 +245,12 @@ def _choose(page, label: str) -> None:
     page.wait_for_function(SETTLED, timeout=60_000)
 
 
+def _drawn(page, closing: str) -> None:
+    """The page's script has run to its end (its closing expander is drawn) and nothing is stale."""
+    page.locator('[data-testid="stMain"] [data-testid="stExpander"]').filter(has_text=closing).wait_for(timeout=90_000)
+    page.wait_for_function(SETTLED, timeout=60_000)
+
+
 def _cookie(context) -> str | None:
     return next((c["value"] for c in context.cookies() if c["name"] == COOKIE), None)
 
@@ -273,18 +279,18 @@ def test_sessions_stay_on_their_replica_and_keep_their_own_model_across_pages(se
     try:
         for name, replica, _ in plan:
             sessions[name] = _session(browser, served, replica)
+            sessions[name][1].goto(served.url)  # all at once: the replicas draw them side by side
         for name, _, label in plan:
             page = sessions[name][1]
-            open_page(page, served, "latent-space")
+            _drawn(page, "What is this map?")
             wait_for_plots(page, 1)
             if _model_box(page).input_value() != label:
                 _choose(page, label)
-        for name, _, label in plan:  # to another page inside the session (a reload would be a new session)
+        for name, _, _ in plan:  # to another page inside the session (a reload would be a new session)
+            sessions[name][1].locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Samples").click()
+        for name, _, label in plan:
             page = sessions[name][1]
-            page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Samples").click()
-            main = page.locator('[data-testid="stMain"]')
-            main.locator('[data-testid="stExpander"]').filter(has_text="What are these pictures?").wait_for()
-            page.wait_for_function(SETTLED, timeout=60_000)
+            _drawn(page, "What are these pictures?")
             wait_for_images(page, 3)  # served from /media/ out of the replica that holds the session
             assert _model_box(page).input_value() == label, name
             assert_no_errors(page, served)

@@ -5,7 +5,9 @@ spread them over several machines with the runs folder on shared storage: `VAE_M
 count the jobs of all of them, not of one process. Two kinds of file, both held with flock(2):
 
 - `slot-K` (K < the limit): a running job holds one locked for as long as its training process lives
-  (the supervising thread holds the descriptor, and the training process inherits it). The kernel
+  (the supervising thread holds the descriptor, and the training process inherits it, so a server
+  killed mid-run leaves the slot taken until its orphaned training process has stopped; over NFS,
+  where flock is emulated with POSIX locks that a child does not inherit, only the server's). The kernel
   releases a lock when the last process holding it ends, however it ends, so a server or a training
   process that dies never leaks a slot, and nothing has to be cleaned up.
 - `queue/<time>-<n>-<random>`: a waiting job holds its entry locked. Its place in the queue is its

@@ -176,7 +176,12 @@ class JobRegistry:
         """Wait for a slot, start the job's training process, and copy what it says into the job until it ends."""
         while True:
             with self._lock:
-                self._advance(job)
+                try:
+                    self._advance(job)
+                except OSError as err:  # the runs folder went away or read-only: the job still ends, with a sentence
+                    job.state, job.ended = "failed", time.time()
+                    job.message = f"the training queue in {self.queue.folder} cannot be used: {err.strerror or err}."
+                    return
                 if job.state != "queued":
                     break
             job.stop_event.wait(QUEUE_POLL_S)  # Stop wakes it at once

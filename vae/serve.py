@@ -281,7 +281,9 @@ class Class:
         self.address, self.port, self.settings = address, port, settings
         self.nginx_bin = find_nginx()
         check_port(address, port)
-        self.env = replica_env(settings, cookie_secret(settings.runs_dir, dict(os.environ)), dict(os.environ))
+        # (a proxy with no replica of its own needs no secret, nor the runs folder)
+        self.env = replica_env(settings, cookie_secret(settings.runs_dir, dict(os.environ)), dict(os.environ)) \
+            if replicas else {}
         self.workdir = Path(tempfile.mkdtemp(prefix="vae-serve-"))
         self.log_dir = Path(log_dir) if log_dir else self.workdir
         self.log_dir.mkdir(parents=True, exist_ok=True)
