@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import broken_files as bf
+from vae.precision import format_bound
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,6 +58,11 @@ def test_eval_json_reports_the_metrics(trained):
     report = json.loads(proc.stdout)
     assert report["n_points"] == 200 and report["iw_samples"] == 20
     assert report["iw_log_likelihood"] >= report["test_elbo"] - 1.0
+    assert 0 < report["test_elbo_se"] < 1 and 0 < report["iw_log_likelihood_se"] < 5  # each bound with its SE
+    shown = vae("eval", out, "--iw-samples", "20", "--max-points", "200")  # the same numbers, as text
+    assert f"test_elbo: {format_bound(report['test_elbo'], report['test_elbo_se'])} nats" in shown.stdout
+    assert f"iw_log_likelihood: {format_bound(report['iw_log_likelihood'], report['iw_log_likelihood_se'])} nats" \
+        in shown.stdout
     assert len(report["kl_per_dim"]) == 2 and 0 <= report["active_units"] <= 2
 
 

@@ -13,6 +13,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from vae.export import png_bytes
+from vae.precision import FIXED_DECIMALS
 
 PALETTE = qualitative.Safe  # CARTO "Safe": a colour-blind-safe qualitative palette (11 colours)
 FONT = dict(size=16)
@@ -79,7 +80,9 @@ def training_curves(history: list[dict], n_pixels: int, *, height: int = 360) ->
             bits = np.abs(y) / (n_pixels * math.log(2))
             fig.add_trace(go.Scatter(x=x, y=y, mode=mode, name=name, legendgroup=name, showlegend=col == 1,
                                      line=dict(color=PALETTE[s], **line), opacity=opacity, customdata=bits,
-                                     hovertemplate=f"{name}<br>epoch %{{x:.2f}}<br>%{{y:.2f}} nats"
+                                     # Logged values carry no SE (a minibatch, or one eps per test image:
+                                     # 0.1-0.2 nats of noise), so FIXED_DECIMALS; 0.1 nats is ~0.0002 bits/dim
+                                     hovertemplate=f"{name}<br>epoch %{{x:.2f}}<br>%{{y:.{FIXED_DECIMALS}f}} nats"
                                                    "<br>%{customdata:.4f} bits/dim<extra></extra>"),
                           row=1, col=col)
     fig.update_xaxes(title_text="epoch")
@@ -96,7 +99,10 @@ def compare_curves(histories: dict[str, list[dict]], *, height: int = 420) -> go
                 fig.add_trace(go.Scatter(
                     x=np.array([r.get("samples", r["step"]) for r in rows], np.float32),
                     y=np.array([r["elbo"] for r in rows], np.float32), name=f"{label} ({split})",
-                    mode="lines+markers", line=dict(color=PALETTE[k % len(PALETTE)], dash=dash, width=3)))
+                    mode="lines+markers", line=dict(color=PALETTE[k % len(PALETTE)], dash=dash, width=3),
+                    # one eps per test image when logged: no SE at hand, a fixed precision (vae.precision)
+                    hovertemplate=f"{label} ({split})<br>%{{x:,.0f}} samples<br>%{{y:.{FIXED_DECIMALS}f}} nats"
+                                  "<extra></extra>"))
     fig.update_xaxes(title_text="training samples seen", type="log")
     fig.update_yaxes(title_text="ELBO (nats per example)")
     return _layout(fig, height, legend=dict(orientation="h", y=-0.3))

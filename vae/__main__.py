@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("path", help="a run folder or a .safetensors checkpoint")
     e.add_argument("--iw-samples", type=int, help="K for the importance-weighted log-likelihood estimate")
     e.add_argument("--max-points", type=int, help="evaluate on the first N test images only")
+    e.add_argument("--seed", type=int, default=0, help="seed of the eps draws (another seed: another estimate, "
+                   "within its standard error)")
     e.add_argument("--data-dir")
     e.add_argument("--threads", type=int)
     e.add_argument("--device", default="cpu")
@@ -210,13 +212,19 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from .evaluate import evaluate_checkpoint
 
+    from .precision import format_bound
+
     report = evaluate_checkpoint(args.path, iw_samples=args.iw_samples, max_points=args.max_points,
-                                 data_dir=args.data_dir, device=args.device, threads=args.threads)
+                                 data_dir=args.data_dir, device=args.device, threads=args.threads, seed=args.seed)
     if args.json:
         print(json.dumps(report))
     else:
         for key, value in report.items():
-            if key == "kl_per_dim":
+            if key.endswith("_se"):
+                continue  # printed with its value: "-115.78 ± 0.04"
+            if f"{key}_se" in report:
+                value = format_bound(value, report[f"{key}_se"], "nats")
+            elif key == "kl_per_dim":
                 value = " ".join(f"{v:.2f}" for v in value)
             print(f"{key:>20}: {value}")
     return 0

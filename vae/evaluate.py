@@ -8,7 +8,8 @@ import torch
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import BUILTIN_DATASETS, DataError, Dataset, load_dataset, load_user_data
 from .explore import cache_dir, read_json_cache, write_json_cache
-from .metrics import active_units, bits_per_dim, evaluate_elbo, iw_log_likelihood_mean, kl_per_dim, posterior_stats
+from .metrics import EVAL_DRAWS, active_units, bits_per_dim, evaluate_elbo, iw_estimate, kl_per_dim, posterior_stats
+from .precision import FIXED_DECIMALS, round_bound, se_decimals
 from .train import TrainConfig, resolve_device, test_inputs
 
 
@@ -32,14 +33,14 @@ def checkpoint_dataset(checkpoint: Checkpoint, data_dir=None) -> Dataset:
 
 
 def evaluate_checkpoint(path, *, iw_samples: int | None = None, max_points: int | None = None,
-                        data_dir=None, device: str = "cpu", threads: int | None = None) -> dict:
+                        data_dir=None, device: str = "cpu", threads: int | None = None, seed: int = 0) -> dict:
     """`python -m vae eval`: load a checkpoint and its data, then `evaluate_model`."""
     if threads:
         torch.set_num_threads(threads)
     checkpoint = load_checkpoint(path)
     checkpoint.model.to(resolve_device(device))
     report = evaluate_model(checkpoint, checkpoint_dataset(checkpoint, data_dir), iw_samples=iw_samples,
-                            max_points=max_points)
+                            max_points=max_points, seed=seed)
     return {"checkpoint": str(checkpoint.path), **report}
 
 
@@ -50,53 +51,84 @@ def evaluation_inputs(checkpoint: Checkpoint, data: Dataset) -> torch.Tensor:
 
 
 def evaluate_model(checkpoint: Checkpoint, data: Dataset, *, iw_samples: int | None = None,
-                   max_points: int | None = None) -> dict:
+                   max_points: int | None = None, seed: int = 0) -> dict:
     """test_elbo, iw_log_likelihood (when K is given), active_units and kl_per_dim, in nats per example,
-    on the test split as the run saw it (binarised runs on a fixed binarisation)."""
+    on the test split as the run saw it (binarised runs on a fixed binarisation).
+
+    The ELBO averages EVAL_DRAWS draws of eps per image, seeded, so the same file gives the same number
+    every time; `test_elbo_se` (and `iw_log_likelihood_se`) is the Monte Carlo standard error given these
+    test images (`vae.metrics.evaluate_elbo`): what separates two checkpoints measured on the same test
+    set, which is how eval's numbers are compared. Each value is rounded to its SE's digits
+    (`vae.precision`); test_recon and test_kl to the ELBO's (the KL of estimator B is exact given the
+    images: kl_se would be 0), so the three add up as printed.
+    """
     model = checkpoint.model
     x = evaluation_inputs(checkpoint, data)
     if max_points is not None:
         if max_points < 1:
             raise DataError(f"--max-points must be at least 1, got {max_points}.")
         x = x[:max_points]
-    elbo = evaluate_elbo(model, x, estimator="B")
+    if iw_samples is not None and iw_samples < 1:
+        raise DataError(f"--iw-samples must be at least 1, got {iw_samples}.")
+    elbo = evaluate_elbo(model, x, estimator="B", n_samples=EVAL_DRAWS, seed=seed)
     mu, logvar = posterior_stats(model, x)
+    test_elbo, test_elbo_se = round_bound(elbo["elbo"], elbo["elbo_se"])
+    places = se_decimals(elbo["elbo_se"])
+    places = FIXED_DECIMALS if places is None else places
+    n_pixels = checkpoint.model_config.n_pixels
+    bpd = bits_per_dim(elbo["elbo"], n_pixels)
     report = {"dataset": data.name, "n_points": int(x.shape[0]),
-              "test_elbo": round(elbo["elbo"], 3), "test_recon": round(elbo["recon"], 3),
-              "test_kl": round(elbo["kl"], 3),
-              "bits_per_dim": round(bits_per_dim(elbo["elbo"], checkpoint.model_config.n_pixels), 4),
+              "test_elbo": test_elbo, "test_elbo_se": test_elbo_se,
+              "test_recon": round(elbo["recon"], places), "test_kl": round(elbo["kl"], places),
+              "bits_per_dim": round_bound(bpd, -bits_per_dim(elbo["elbo_se"], n_pixels))[0],
+              "elbo_draws": EVAL_DRAWS,
               "active_units": active_units(mu),
               "kl_per_dim": [round(float(v), 4) for v in kl_per_dim(mu, logvar)],
               "n_parameters": model.n_parameters()}
     if iw_samples is not None:
-        if iw_samples < 1:
-            raise DataError(f"--iw-samples must be at least 1, got {iw_samples}.")
-        report["iw_log_likelihood"] = round(iw_log_likelihood_mean(model, x, iw_samples), 3)
+        report.update(rounded_iw(iw_estimate(model, x, iw_samples, seed=seed)))
         report["iw_samples"] = iw_samples
     return report
+
+
+def rounded_iw(estimate: dict) -> dict:
+    """An `iw_estimate` with the value rounded to its SE's digits (`vae.precision.round_bound`)."""
+    value, se = round_bound(estimate["iw_log_likelihood"], estimate["iw_log_likelihood_se"])
+    return {"iw_log_likelihood": value, "iw_log_likelihood_se": se}
 
 
 def iw_estimate_path(runs_root, sha256: str, n_points: int, k: int, seed: int = 0) -> Path:
     return cache_dir(runs_root, sha256) / f"iw-mean-{n_points}-{seed}-k{k}.json"
 
 
-def read_iw_estimate(runs_root, sha256: str, n_points: int, k: int) -> float | None:
-    """A cached `cached_iw_estimate`, or None (never computes); a file holding anything but a number goes."""
+def read_iw_estimate(runs_root, sha256: str, n_points: int, k: int) -> dict | None:
+    """A cached `cached_iw_estimate` ({"iw_log_likelihood", "iw_log_likelihood_se"}), or None (never
+    computes). A file holding anything else goes, so it is recomputed: a damaged file, and the plain
+    number (no standard error) that versions before the SE wrote."""
     path = iw_estimate_path(runs_root, sha256, n_points, k)
     value = read_json_cache(path)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    if _is_iw_estimate(value):
+        return {key: float(value[key]) for key in IW_KEYS}
     if value is not None:
         path.unlink(missing_ok=True)
     return None
 
 
-def cached_iw_estimate(runs_root, checkpoint: Checkpoint, data: Dataset, n_points: int, k: int) -> float:
-    """The mean IW log-likelihood with K samples on the first n_points test images (as the run saw them),
-    kept in the checkpoint's cache folder so that it runs once: the Compare page's slow column."""
+IW_KEYS = ("iw_log_likelihood", "iw_log_likelihood_se")
+
+
+def _is_iw_estimate(value) -> bool:
+    return (isinstance(value, dict) and set(value) == set(IW_KEYS)
+            and all(isinstance(value[key], (int, float)) and not isinstance(value[key], bool) for key in IW_KEYS))
+
+
+def cached_iw_estimate(runs_root, checkpoint: Checkpoint, data: Dataset, n_points: int, k: int) -> dict:
+    """The mean IW log-likelihood with K samples on the first n_points test images (as the run saw them) and
+    its standard error, rounded ({"iw_log_likelihood", "iw_log_likelihood_se"}, see `rounded_iw`), kept as
+    JSON in the checkpoint's cache folder so that it runs once: the Compare page's slow column."""
     value = read_iw_estimate(runs_root, checkpoint.sha256, n_points, k)
     if value is None:
         x = evaluation_inputs(checkpoint, data)[:n_points]
-        value = round(iw_log_likelihood_mean(checkpoint.model, x, k), 3)
+        value = rounded_iw(iw_estimate(checkpoint.model, x, k))
         write_json_cache(iw_estimate_path(runs_root, checkpoint.sha256, n_points, k), value)
     return value

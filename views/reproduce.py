@@ -11,6 +11,7 @@ from vae import reproduce as rp
 from vae.checkpoint import CheckpointError
 from vae.data import DataError, available_datasets, load_dataset
 from vae.model import ConfigError
+from vae.precision import FIXED_DECIMALS, format_bound
 from vae.runs import RunError
 
 BUDGETS = [1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7, 1e8, 2e8]
@@ -75,7 +76,7 @@ def figure2_view(name: str) -> None:
     busy = training(rp.list_reproductions(state.settings().runs_root))  # figure 4's run too
     series = rp.figure_series(state.settings().runs_root, manifest)
     st.plotly_chart(figure2(series, [int(k) for k in manifest.get("sizes", {})]), key=f"rp_fig2_{name}")
-    table = pd.DataFrame(rp.comparison(series)).dropna(axis=1, how="all").round(1)
+    table = pd.DataFrame(rp.comparison(series)).dropna(axis=1, how="all").round(FIXED_DECIMALS)  # no SE: vae.precision
     st.dataframe(table, hide_index=True)
     was = st.session_state.get(f"rp_busy_{name}")
     st.session_state[f"rp_busy_{name}"] = busy
@@ -114,9 +115,10 @@ for i, m in enumerate(fig4s):
     except CheckpointError:
         column.caption(f"{m['name']}: its run {run} has not finished an epoch yet.")
         continue
+    bound = format_bound(ck.summary.get("test_elbo", float("nan")), unit="nats")  # logged: no SE, vae.precision
     column.image(rp.manifold_picture(ck.model, 20), output_format="PNG", caption=(
         f"{m['name']}: {m['dataset']}, {m['preset']} preset, binarise {m['binarize']}, "
-        f"{ck.summary.get('epochs', '?')} epochs, test bound {ck.summary.get('test_elbo', float('nan')):.1f} nats"))
+        f"{ck.summary.get('epochs', '?')} epochs, test bound {bound}"))
 
 explain("What does figure 2 show?", """
 Figure 2 of Kingma & Welling (2013) plots the **lower bound** L (eq. 3, estimated with SGVB estimator B,

@@ -9,9 +9,10 @@ from ui.input_figures import map_with_posterior
 from ui.widgets import explain, fail, show_images
 from vae.checkpoint import CheckpointError
 from vae.explore import reconstruct
-from vae.inputs import (InputError, iw_log_likelihoods, map_with_input, posterior_ellipse, prepare_input,
-                        read_image, reference_images, verdict)
+from vae.inputs import (InputError, input_log_likelihood, iw_log_likelihoods, map_with_input, posterior_ellipse,
+                        prepare_input, read_image, reference_images, verdict)
 from vae.metrics import posterior_stats
+from vae.precision import format_bound
 
 N_REFERENCE = 300  # test images the input is ranked against
 
@@ -66,8 +67,9 @@ def show_model(key: str, label: str, ck, x: np.ndarray | None, k: int, slot: int
     if x is not None:
         show_images(np.stack([x, reconstruct(ck.model, x[None])[0]]), ncols=2, target=112,
                     caption="The input as the model sees it (left) and its reconstruction (right)")
-        own = float(iw_log_likelihoods(ck.model, x, k)[0])
-        st.metric(f"IW log-likelihood (K = {k})", f"{own:.1f} nats")
+        own, se = input_log_likelihood(ck.model, x, k)
+        st.metric(f"IW log-likelihood (K = {k})", format_bound(own, se, "nats"),
+                  help="The mean of 8 independent estimates, ± its standard error.")
     if data is None:
         return
     if own is not None:
