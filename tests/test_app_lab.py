@@ -1,5 +1,7 @@
-"""The Estimator lab page through streamlit's AppTest: it measures on open, Run applies the form, bad input is refused."""
+"""The Estimator lab page through streamlit's AppTest: it measures on open (in the background process), Run applies
+the form, bad input is refused."""
 import json
+import time
 
 import pytest
 import streamlit as st
@@ -23,6 +25,17 @@ def runs_dir(tmp_path_factory):
     st.cache_data.clear()
 
 
+def settle(at: AppTest, timeout: float = 240) -> AppTest:
+    """Rerun, as the page's poller does, until the background process has measured every cell."""
+    deadline = time.monotonic() + timeout
+    while at.get("progress"):
+        assert time.monotonic() < deadline, "the lab's cells never arrived"
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def open_lab(**state) -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     for key, value in state.items():
@@ -30,7 +43,7 @@ def open_lab(**state) -> AppTest:
     at.run()
     at.switch_page(PAGE).run()
     assert not at.exception, [e.value for e in at.exception]
-    return at
+    return settle(at)
 
 
 def figures(at) -> list[dict]:
@@ -58,7 +71,7 @@ def test_run_applies_the_form_and_the_untrained_weights_show_the_papers_gap():
     at = open_lab(**SMALL)
     at.multiselect(key="lab_l").set_value([2])
     at.radio(key="lab_weights").set_value("initial")
-    at.button[0].click().run()  # the form's Run button
+    settle(at.button[0].click().run())  # the form's Run button
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert list(table["L"]) == [2, 2]

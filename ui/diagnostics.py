@@ -11,32 +11,27 @@ import streamlit as st
 
 from vae.checkpoint import Checkpoint
 from vae.data import DataError
-from vae.diagnostics import (COLLAPSE_KL, IW_KS, IWCurve, aggregate_posterior, cached_iw_curve, collapse_warning,
-                             iw_curve_path, read_iw_curve,
-                             collapsed_dims, kl_history, marginal_density, prior_density, unit_activity)
-from vae.evaluate import evaluation_inputs
+from vae.derived import IW_CURVE_POINTS
+from vae.diagnostics import (COLLAPSE_KL, IW_KS, IWCurve, aggregate_posterior, collapse_warning, collapsed_dims,
+                             iw_curve_path, kl_history, marginal_density, prior_density, read_iw_curve, unit_activity)
 from vae.explore import dims_by_kl
 from vae.metrics import ACTIVE_UNIT_THRESHOLD, kl_per_dim
 from vae.precision import FIXED_DECIMALS, format_bound
 
 from . import state
-from .background import cached_or_pending, rerun_when_done
+from .background import cached_or_pending, rerun_when_done, task
 from .figures import PALETTE, _layout
 from .widgets import explain
 
-IW_POINTS = 100  # test images for the IW curve: K = 5000 on each takes a few seconds on one core
+IW_POINTS = IW_CURVE_POINTS  # test images for the IW curve: K = 5000 on each takes a few seconds on one core
 
 
 def _iw_curve_or_future(ck: Checkpoint) -> tuple[IWCurve | None, Future | None]:
     """The checkpoint's IW curve from the cache, or the background computation that will make it."""
     root, ks, data = state.settings().runs_root, IW_KS, state.dataset_for(ck)
     n = min(IW_POINTS, len(data.x_test))
-
-    def compute() -> IWCurve:  # the test set is turned into (binarised) tensors only when the curve is made
-        return cached_iw_curve(root, ck.sha256, ck.model, evaluation_inputs(ck, data)[:n], ks)
-
     return cached_or_pending(("iw", ck.sha256, n), lambda: read_iw_curve(iw_curve_path(root, ck.sha256, n, ks)),
-                             compute, what="The IW curve")
+                             task("iw-curve", ck, n_points=n, ks=list(ks)), what="The IW curve")
 
 
 def iw_curve(ck: Checkpoint) -> IWCurve | None:

@@ -1,11 +1,9 @@
-"""2-D projections for the map: PCA at once; UMAP and t-SNE in a background thread, shown when ready.
+"""2-D projections for the map: PCA at once; UMAP and t-SNE in the background process, shown when ready.
 
 Results land in the runs folder's cache (keyed by the checkpoint's SHA-256), so
 the slow methods run once per checkpoint, ever, whichever session asked first.
 """
 from __future__ import annotations
-
-from functools import partial
 
 import numpy as np
 
@@ -13,7 +11,7 @@ from vae.checkpoint import Checkpoint
 from vae.explore import cache_dir, cached_projection
 
 from . import state
-from .background import rerun_when_done, worker
+from .background import rerun_when_done, resubmit, task, worker
 
 NAMES = {"latent": "the latent itself", "pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 
@@ -29,8 +27,11 @@ def projection_or_pca(ck: Checkpoint, enc, method: str, split: str):
     if method in ("latent", "pca") or _is_cached(ck, enc.mu, method, split):
         coords, index = cached_projection(root, ck.sha256, enc.mu, method, split=split)
         return coords, index, None
-    future = worker().submit((ck.sha256, method, split, len(enc.mu)),
-                             partial(cached_projection, root, ck.sha256, np.array(enc.mu), method, split=split))
+    # The process encodes the split itself (the same rows, in the same order): nothing is sent but names.
+    key, work = (ck.sha256, method, split, len(enc.mu)), task("projection", ck, method=method, split=split)
+    future = worker().submit(key, work)
+    if future.done() and future.exception() is None:  # finished, yet not in the cache: emptied meanwhile
+        future = resubmit(key, work)
     if future.done() and future.exception() is not None:
         note = f"{NAMES[method]} failed ({future.exception()}); showing PCA."
     else:

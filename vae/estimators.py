@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch
 
 from .checkpoint import Checkpoint
 from .data import Dataset
+from .explore import cache_dir, read_json_cache, write_json_cache
 from .metrics import as_tensor
 from .model import ESTIMATORS, VAE, ConfigError, ModelConfig, build_model, elbo_parts
 from .train import TrainConfig, test_inputs
@@ -152,6 +154,42 @@ def estimator_study(model: VAE, x, *, l_values=DEFAULT_L_VALUES, repeats: int = 
         done += n_samples
         if progress is not None:
             progress(done / total)
+    return rows
+
+
+# -- one cell, kept in the checkpoint's cache folder -------------------------------------------
+STUDY_WEIGHTS = ("trained", "initial")  # the checkpoint's weights, or `untrained_like` it
+
+
+def study_cell_path(runs_root, sha256: str, *, weights: str, batch: int, repeats: int, n_samples: int,
+                    seed: int = 0) -> Path:
+    return cache_dir(runs_root, sha256) / f"estimator-cell-{weights}-b{batch}-r{repeats}-L{n_samples}-s{seed}.json"
+
+
+def read_study_cell(runs_root, sha256: str, **settings) -> list[dict] | None:
+    """A cached `cached_study_cell`, or None (never computes); a file of another shape is removed."""
+    path = study_cell_path(runs_root, sha256, **settings)
+    rows = read_json_cache(path)
+    if isinstance(rows, list) and len(rows) == len(ESTIMATORS) and all(
+            isinstance(r, dict) and r.get("L") == settings["n_samples"] for r in rows):
+        return rows
+    if rows is not None:
+        path.unlink(missing_ok=True)
+    return None
+
+
+def cached_study_cell(runs_root, checkpoint: Checkpoint, data: Dataset, *, weights: str, batch: int, repeats: int,
+                      n_samples: int, seed: int = 0) -> list[dict]:
+    """`study_cell` on `study_batch(checkpoint, data, batch, seed)` with the checkpoint's weights ("trained") or
+    `untrained_like` them ("initial"), kept as JSON in the checkpoint's cache folder: the Estimator lab's cells."""
+    if weights not in STUDY_WEIGHTS:
+        raise ConfigError(f"weights must be one of {', '.join(STUDY_WEIGHTS)}, got {weights!r}.")
+    settings = dict(weights=weights, batch=batch, repeats=repeats, n_samples=n_samples, seed=seed)
+    rows = read_study_cell(runs_root, checkpoint.sha256, **settings)
+    if rows is None:
+        model = checkpoint.model if weights == "trained" else untrained_like(checkpoint.model_config, seed)
+        rows = study_cell(model, study_batch(checkpoint, data, batch, seed), n_samples, repeats=repeats, seed=seed)
+        write_json_cache(study_cell_path(runs_root, checkpoint.sha256, **settings), rows)
     return rows
 
 

@@ -1,17 +1,15 @@
 """Compare: two or more checkpoints: curves, a metrics table, diagnostics, aligned maps with linked selection,
 one z through both decoders."""
-from functools import partial
-
 import pandas as pd
 import streamlit as st
 
 from ui import aligned, diagnostics, state
-from ui.background import cached_or_pending, rerun_when_done
+from ui.background import cached_or_pending, rerun_when_done, task
 from ui.figures import compare_curves
 from ui.widgets import explain, fail
 from vae.checkpoint import CheckpointError
 from vae.data import DataError
-from vae.evaluate import cached_iw_estimate, evaluate_model, read_iw_estimate
+from vae.evaluate import evaluate_model, read_iw_estimate
 from vae.precision import format_bound
 
 st.header("Compare checkpoints")
@@ -46,7 +44,7 @@ def iw_estimate(ck, n: int, k: int):
     would hold the page for seconds, and for a minute when a class shares the server)."""
     root = state.settings().runs_root
     return cached_or_pending(("iw-mean", ck.sha256, n, k), lambda: read_iw_estimate(root, ck.sha256, n, k),
-                             partial(cached_iw_estimate, root, ck, state.dataset_for(ck), n, k),
+                             task("iw-estimate", ck, n_points=n, k=k),
                              what=f"The IW log-likelihood of {ck.label}")
 
 

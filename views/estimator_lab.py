@@ -3,9 +3,11 @@ import pandas as pd
 import streamlit as st
 
 from ui import state
+from ui.background import cached_or_pending, rerun_when_done, task
 from ui.estimator_figures import elbo_figure, variance_figure
 from ui.widgets import explain, fail
-from vae.estimators import DEFAULT_L_VALUES, check_study, study_batch, study_cell, summary_sentence, untrained_like
+from vae.derived import LAB_DEFAULTS as LAB
+from vae.estimators import DEFAULT_L_VALUES, check_study, read_study_cell, summary_sentence
 from vae.model import ConfigError
 
 WEIGHTS = {"trained": "Trained (this checkpoint)", "initial": "Untrained (the paper's N(0, 0.01²) initialisation)"}
@@ -35,13 +37,18 @@ uses $L = 1$ with minibatches of $M = 100$, since the batch already averages $M$
 """)
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def cell(sha256: str, key: str, weights: str, batch: int, repeats: int, n_samples: int, seed: int) -> list[dict]:
-    """One L's rows for A and B, cached per checkpoint and settings (a few seconds of work at most)."""
-    ck = state.open_checkpoint(key)
-    model = ck.model if weights == "trained" else untrained_like(ck.model_config, seed)
-    x = study_batch(ck, state.dataset_for(ck), batch, seed)
-    return study_cell(model, x, n_samples, repeats=repeats, seed=seed)
+def measured(ck, l_values, **settings) -> tuple[list[dict], list]:
+    """The rows of every L measured so far, and the background work measuring the others. Each L is one cell
+    (`vae.estimators.cached_study_cell`, in the background process), kept in the checkpoint's cache folder."""
+    root, rows, pending = state.settings().runs_root, [], []
+    for n_samples in l_values:
+        cell = dict(settings, n_samples=n_samples)
+        found, future = cached_or_pending(("estimator-cell", ck.sha256, *cell.values()),
+                                          lambda: read_study_cell(root, ck.sha256, **cell),
+                                          task("estimator-cell", ck, **cell), what=f"The study at L = {n_samples}")
+        rows += found or []
+        pending += [future] if future is not None else []
+    return rows, pending
 
 
 st.header("Estimator lab")
@@ -55,9 +62,9 @@ n_test = len(state.dataset_for(ck).x_test)
 
 with st.form("lab_form"):
     c1, c2, c3, c4 = st.columns(4)
-    batch = int(c1.number_input("Batch size (test images)", 1, n_test, min(32, n_test), key="lab_batch"))
-    repeats = int(c2.number_input("Repeats (draws of the noise)", 2, 200, 16, key="lab_repeats"))
-    seed = int(c3.number_input("Seed", 0, 10**6, 0, key="lab_seed"))
+    batch = int(c1.number_input("Batch size (test images)", 1, n_test, min(LAB["batch"], n_test), key="lab_batch"))
+    repeats = int(c2.number_input("Repeats (draws of the noise)", 2, 200, LAB["repeats"], key="lab_repeats"))
+    seed = int(c3.number_input("Seed", 0, 10**6, LAB["seed"], key="lab_seed"))
     weights = c4.radio("Weights", list(WEIGHTS), format_func=WEIGHTS.get, key="lab_weights")
     l_values = st.multiselect("Values of L", list(range(1, 101)), default=list(DEFAULT_L_VALUES), key="lab_l")
     st.form_submit_button("Run", type="primary")
@@ -70,13 +77,15 @@ except ConfigError as err:
     st.stop()
 
 l_values = sorted(l_values)
-bar = st.progress(0.0, text="Measuring…")
-rows, done = [], 0
-for n_samples in l_values:
-    rows += cell(ck.sha256, state.current_key(), weights, batch, repeats, n_samples, seed)
-    done += n_samples
-    bar.progress(done / sum(l_values), text=f"Measuring… L = {n_samples} done")
-bar.empty()
+rows, pending = measured(ck, l_values, weights=weights, batch=batch, repeats=repeats, seed=seed)
+if pending:  # the work grows with L, so the bar counts samples drawn; the text counts cells
+    done = sorted({r["L"] for r in rows})
+    st.progress(sum(done) / sum(l_values), text=f"Measuring in the background… {len(done)} of {len(l_values)} "
+                "values of L done; the results fill in as they arrive.")
+    rerun_when_done(*pending)
+if not rows:
+    closing_note()
+    st.stop()
 
 st.markdown(f"**Measured:** {summary_sentence(rows)}")
 st.caption(f"{batch} test images, {repeats} repeats, L = {', '.join(map(str, l_values))}, seed {seed}, "

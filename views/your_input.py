@@ -4,23 +4,24 @@ import numpy as np
 import streamlit as st
 
 from ui import state
+from ui.background import cached_or_pending, rerun_when_done, task
 from ui.canvas import draw_canvas
 from ui.input_figures import map_with_posterior
 from ui.widgets import explain, fail, show_images
 from vae.checkpoint import CheckpointError
+from vae.derived import read_reference_log_likelihoods
 from vae.explore import reconstruct
-from vae.inputs import (InputError, input_log_likelihood, iw_log_likelihoods, map_with_input, posterior_ellipse,
-                        prepare_input, read_image, reference_images, verdict)
+from vae.inputs import (InputError, input_log_likelihood, map_with_input, posterior_ellipse, prepare_input, read_image,
+                        verdict)
 from vae.metrics import posterior_stats
 from vae.precision import format_bound
 
-N_REFERENCE = 300  # test images the input is ranked against
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def reference_log_likelihoods(sha256: str, key: str, k: int) -> np.ndarray:
-    ck = state.open_checkpoint(key)
-    return iw_log_likelihoods(ck.model, reference_images(state.dataset_for(ck).x_test, N_REFERENCE), k)
+def reference_log_likelihoods(ck, k: int):
+    """(values, future): the test images' IW log-likelihoods an input is ranked against, from the cache, or the
+    background process computing them (0.6 s at K = 100, 6 s at K = 1000: too long for the page script)."""
+    root = state.settings().runs_root
+    return cached_or_pending(("iw-reference", ck.sha256, k), lambda: read_reference_log_likelihoods(root, ck.sha256, k),
+                             task("iw-reference", ck, k=k), what="The test images' log-likelihoods")
 
 
 def picture(read_only: bool) -> tuple[np.ndarray, str] | None:
@@ -58,7 +59,7 @@ def second_model(ck) -> tuple[str, object] | None:
     return key, other
 
 
-def show_model(key: str, label: str, ck, x: np.ndarray | None, k: int, slot: int) -> None:
+def show_model(key: str, label: str, ck, x: np.ndarray | None, k: int, slot: int):
     """One model's view: the input's reconstruction, likelihood and verdict, and its posterior on the
     map of the test images (the map alone while there is no input yet)."""
     st.subheader(label)
@@ -71,11 +72,15 @@ def show_model(key: str, label: str, ck, x: np.ndarray | None, k: int, slot: int
         st.metric(f"IW log-likelihood (K = {k})", format_bound(own, se, "nats"),
                   help="The mean of 8 independent estimates, ± its standard error.")
     if data is None:
-        return
-    if own is not None:
-        score = verdict(own, reference_log_likelihoods(ck.sha256, key, k), k)
+        return None
+    reference, pending = reference_log_likelihoods(ck, k)  # asked for before any input, so it is ready for one
+    if own is not None and reference is not None:
+        score = verdict(own, reference, k)
         (st.warning if score.unusual else st.success)(
             f"Its log-likelihood is {score.verdict} ({score.n_reference} test images, the same K).")
+    elif own is not None and pending is not None:
+        st.info("Ranking it against test images: their log-likelihoods are being computed in the background "
+                "(once per model and K); the verdict appears here by itself.")
     enc = state.encoding(ck, "test")
     mu, logvar = posterior_stats(ck.model, x[None]) if x is not None else (enc.mu[:1], None)
     coords, centre, jacobian = map_with_input(enc.mu, mu[0])
@@ -84,6 +89,7 @@ def show_model(key: str, label: str, ck, x: np.ndarray | None, k: int, slot: int
         (" (PCA)" if ck.model_config.latent_dim > 2 else "")
     st.plotly_chart(map_with_posterior(coords, enc.labels, data.class_names, *posterior, title=title),
                     key=f"yi_map_{slot}")
+    return pending
 
 
 def main() -> None:
@@ -112,9 +118,12 @@ def main() -> None:
             fail(str(err))
     labels = state.library()
     models = [(state.current_key(), ck)] + ([second] if second else [])
+    pending = []
     for slot, (col, (key, model)) in enumerate(zip(st.columns(len(models)), models)):
         with col:
-            show_model(key, labels[key], model, x, k, slot)
+            pending += [f for f in [show_model(key, labels[key], model, x, k, slot)] if f is not None]
+    if pending:
+        rerun_when_done(*pending)  # one poller for both models
 
 
 st.header("Your input")
