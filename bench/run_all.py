@@ -18,6 +18,7 @@ SCRIPTS = [
     ("evaluation.py", "Evaluation"),
     ("app.py", "App"),
     ("job_process.py", "Training beside page work"),
+    ("threads.py", "Training on a busy machine (the default thread choice)"),
 ]
 
 

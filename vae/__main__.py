@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--optimizer", choices=("adam", "adagrad"))
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--log-every", type=int, default=20, help="steps between logged train records")
-    t.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
+    t.add_argument("--threads", type=int, help="torch intra-op threads (default: measured: a few timed steps with each "
+                   "count at the start and again as the load changes, fewest unless more are clearly faster; "
+                   "printed on stderr)")
     t.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto (CUDA when present)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its saved state")
 
@@ -116,7 +118,7 @@ def _add_reproduce(sub) -> None:
                    help="none: grey pixels as Bernoulli targets (default); dynamic: resampled each step; static: once")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--grid", type=int, default=20, help="fig4: images per side of the manifold (default 20, as in the paper)")
-    r.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
+    r.add_argument("--threads", type=int, help="torch intra-op threads (default: measured while training, as in train)")
     r.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto (CUDA when present)")
 
 
@@ -176,7 +178,12 @@ def cmd_train(args) -> int:
                disable=None if dist.is_main else True,
                bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
 
+    shown = []  # the thread counts printed so far: one line whenever the choice changes
+
     def on_event(event):
+        if event.threads is not None and event.threads.threads not in shown[-1:]:
+            shown.append(event.threads.threads)
+            bar.write(event.threads.describe(), file=sys.stderr)
         bar.update(round(event.progress * 1000) - bar.n)
         test = [r for r in event.records if r["split"] == "test"]
         post = {"elbo": f"{event.records[-1]['elbo']:.1f}"} if event.records else {}
@@ -202,7 +209,7 @@ def cmd_train(args) -> int:
     summary = result.summary()
     print(json.dumps({"samples_per_s": summary["samples_per_s"], "train_elbo": result.train_elbo,
                       "test_elbo": result.test_elbo, "seconds": summary["seconds"], "epochs": result.epochs,
-                      "status": result.status, "out": str(args.out)}))
+                      "threads": summary["threads"], "status": result.status, "out": str(args.out)}))
     if result.status == "diverged":
         print(f"error: training diverged: {result.reason}; the last good checkpoint was kept.", file=sys.stderr)
         return 3

@@ -29,10 +29,11 @@ PREVIEW_COUNT = 8
 
 
 # -- both sides -------------------------------------------------------------------------------
-def job_line(spec, out: Path, threads: int) -> bytes:
-    """The job as the child reads it (a JobSpec's fields, the run folder and the torch thread count)."""
+def job_line(spec, out: Path, threads: int | str) -> bytes:
+    """The job as the child reads it (a JobSpec's fields, the run folder and the torch thread count, or
+    "auto": measured while training, see `job_threads`)."""
     job = {"dataset": spec.dataset, "data_dir": spec.data_dir, "model": spec.model, "train": spec.train.to_dict(),
-           "resume": spec.resume, "out": str(out), "threads": int(threads)}
+           "resume": spec.resume, "out": str(out), "threads": "auto" if threads == "auto" else int(threads)}
     return (json.dumps(job) + "\n").encode()
 
 
@@ -56,6 +57,20 @@ def death_sentence(returncode: int) -> str:
     return f"the training process ended unexpectedly with exit code {returncode}; the server's log has its error."
 
 
+def job_threads(value) -> int | None:
+    """The job's torch thread count: a number, or None for "auto" (vae.threads measures it as it trains).
+
+    The app's default stays 1 (VAE_TORCH_THREADS): the job's measurements see only its own speed, not
+    that of the page scripts sharing the two cores. Measured (`python bench/threads.py`, its job table,
+    medians of 3 on a shared machine): beside two page-like threads auto chose 1 thread every time, so it
+    gains nothing there (job 0.71x and pages 0.96x of threads 1: its probes' cost, measured before they
+    had a time budget, and a load average between 1 and 6 from other work); on an
+    idle server it chose 2 in two runs of three and trained 1.40x faster, but the first visitor would then
+    meet a job on both cores until its next probe. The job line accepts "auto" (for a server that mostly
+    trains); the setting that would send it (VAE_TORCH_THREADS=auto) is not offered yet."""
+    return None if value == "auto" else max(1, int(value))
+
+
 # -- the child --------------------------------------------------------------------------------
 def run_job(job: dict, send, stop: threading.Event) -> tuple[str, str]:
     """Train the job, calling `send(message)` after each event; returns (state, sentence)."""
@@ -66,19 +81,26 @@ def run_job(job: dict, send, stop: threading.Event) -> tuple[str, str]:
     from .runs import RunError
     from .train import TrainConfig, train_run
 
-    torch.set_num_threads(job["threads"])  # deliberate: the server's page work shares the two cores
+    threads = job_threads(job["threads"])
+    if threads is not None:
+        torch.set_num_threads(threads)  # deliberate: the server's page work shares the two cores
     try:
         data = load_dataset(job["dataset"], data_dir=job["data_dir"])
         model_config = ModelConfig(image_shape=data.image_shape, **job["model"])
         inputs = np.array(data.x_test[:PREVIEW_COUNT], np.float32)  # a writable copy for torch
 
+        shown = []
+
         def on_event(event) -> None:
+            if event.threads is not None and event.threads.threads not in shown[-1:]:
+                shown.append(event.threads.threads)  # the server's log: one line whenever the choice changes
+                print(event.threads.describe(), file=sys.stderr, flush=True)
             preview = encode_images(preview_images(event.model, inputs)) if event.kind == "epoch" else None
             send({"kind": event.kind, "records": event.records, "progress": event.progress,
                   "samples_per_s": event.samples_per_s, "preview": preview})
 
         result = train_run(Path(job["out"]), data, model_config, TrainConfig.from_dict(job["train"]),
-                           resume=job["resume"], callbacks=[on_event], threads=job["threads"], stop_event=stop)
+                           resume=job["resume"], callbacks=[on_event], threads=threads, stop_event=stop)
         return result.status, result.reason
     except (DataError, ConfigError, RunError) as err:
         return "failed", str(err)

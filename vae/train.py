@@ -27,6 +27,7 @@ from .metrics import as_tensor, evaluate_elbo
 from .model import ESTIMATORS, VAE, ConfigError, ModelConfig, build_model, elbo_parts
 from .runs import RunDir, RunLock, append_metrics, open_run_dir, read_metrics, truncate_metrics
 from .snapshots import drop_after, make_probe, save_snapshot, snapshot_dir, take_snapshot
+from .threads import ThreadChoice, ThreadChooser
 
 OPTIMIZERS = ("adam", "adagrad")
 BINARIZE = ("none", "dynamic", "static")
@@ -79,6 +80,7 @@ class TrainEvent:
     progress: float  # fraction of the run's total steps done, 0..1
     samples_per_s: float
     result: "TrainResult | None" = None
+    threads: ThreadChoice | None = None  # the torch thread count in use and what it rests on
 
 
 Callback = Callable[[TrainEvent], None]
@@ -96,11 +98,13 @@ class TrainResult:
     seconds: float
     checkpoint: Path | None = None
     history: list[dict] = field(default_factory=list)
+    threads: ThreadChoice | None = None  # the last thread choice (a measured one, or the given count)
 
     def summary(self) -> dict:
         return {"status": self.status, "reason": self.reason, "epochs": self.epochs, "step": self.step,
                 "train_elbo": self.train_elbo, "test_elbo": self.test_elbo,
-                "samples_per_s": round(self.samples_per_s, 1), "seconds": round(self.seconds, 2)}
+                "samples_per_s": round(self.samples_per_s, 1), "seconds": round(self.seconds, 2),
+                "threads": self.threads.threads if self.threads else None}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -188,7 +192,8 @@ class Trainer:
                               f"{data.image_shape}.")
         self.model, self.data, self.config, self.run = model.to(self.device), data, config, run
         self.callbacks = list(callbacks)
-        self.threads = threads
+        self.threads = threads  # a count, or None: measured while training (vae.threads)
+        self.thread_choice: ThreadChoice | None = None
         self.stop_event = stop_event or threading.Event()
         self.optimizer = make_optimizer(self.model, config)
         objective = _Objective(self.model, config.estimator)
@@ -222,8 +227,41 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------
     def fit(self) -> TrainResult:
+        before = torch.get_num_threads()
+        chooser = self._thread_chooser()
+        try:
+            return self._fit(chooser)
+        finally:
+            if chooser is not None:  # the process's own count again (tests and callers share the process)
+                torch.set_num_threads(before)
+
+    def _thread_chooser(self) -> ThreadChooser | None:
+        """A given count is set, as asked; otherwise a CPU run in one process measures its steps
+        (vae.threads: an oversubscribed core slows torch several-fold). Several processes (torchrun sets
+        their OMP_NUM_THREADS) and CUDA runs keep the count they have."""
         if self.threads:
             torch.set_num_threads(self.threads)  # deliberate: 2 cores shared with the app's other work
+            self.thread_choice = ThreadChoice(self.threads, why="given")
+            return None
+        if self.device.type != "cpu" or self.dist.active:
+            why = "kept: CUDA" if self.device.type != "cpu" else "kept: one of several processes"
+            self.thread_choice = ThreadChoice(torch.get_num_threads(), why=why)
+            return None
+        chooser = ThreadChooser()
+        if chooser.choice is not None:  # one core: nothing to measure
+            self.thread_choice = chooser.choice
+        return chooser
+
+    def _use_threads(self, chooser: ThreadChooser | None) -> None:
+        if chooser is not None and chooser.next_threads() != torch.get_num_threads():
+            torch.set_num_threads(chooser.next_threads())
+
+    def _timed(self, chooser: ThreadChooser | None, seconds: float, samples: int) -> None:
+        """A step's time for the chooser; a finished probe becomes the run's choice."""
+        if chooser is not None and (choice := chooser.record(seconds, samples)) is not None:
+            self.thread_choice = choice
+
+    def _fit(self, chooser: ThreadChooser | None) -> TrainResult:
         cfg, model = self.config, self.model
         x_train = prepare_inputs(as_tensor(self.data.x_train, self.device), cfg.binarize, cfg.seed + 2)
         x_test = test_inputs(self.data, cfg, self.device)
@@ -245,6 +283,7 @@ class Trainer:
                 if self.stop_event.is_set():
                     status, reason = "stopped", f"stopped by the user during epoch {self.epoch + 1}"
                     break
+                self._use_threads(chooser)
                 t0 = time.perf_counter()
                 beta = cfg.beta * min(1.0, (self.step + 1) / warmup_steps) if warmup_steps > 0 else cfg.beta
                 out = self._step(x_train[perm[i * bs:(i + 1) * bs]], beta)
@@ -257,6 +296,7 @@ class Trainer:
                 epoch_meter.add(*out, n_global)
                 log_meter.add(*out, n_global)
                 dt = time.perf_counter() - t0
+                self._timed(chooser, dt, n_global)
                 train_seconds += dt
                 self.seconds += dt
                 samples_done += n_global
@@ -286,7 +326,7 @@ class Trainer:
                              train_elbo=last["train"], test_elbo=last["test"],
                              samples_per_s=samples_done / max(train_seconds, 1e-9), seconds=self.seconds,
                              checkpoint=self.run.checkpoint if self.run and self.run.checkpoint.exists() else None,
-                             history=self.history)
+                             history=self.history, threads=self.thread_choice)
         self._notify("end", [], result.samples_per_s, total_steps, result)
         return result
 
@@ -315,8 +355,13 @@ class Trainer:
     def _record(self, split: str, kind: str, values: dict, beta: float) -> dict:
         steps_per_epoch = math.ceil(self.data.x_train.shape[0] / self.config.batch_size)
         return {"step": self.step, "epoch": round(self.step / steps_per_epoch, 4), "split": split,
-                "kind": kind, **{k: round(v, 4) for k, v in values.items()}, "beta": round(beta, 4),
-                "samples": self.step * self.config.batch_size, "seconds": round(self.seconds, 3)}
+                "kind": kind, **{k: round(v, 4) for k, v in values.items() if v is not None}, "beta": round(beta, 4),
+                "samples": self.step * self.config.batch_size, "seconds": round(self.seconds, 3),
+                **({"threads": self._threads_now()} if split == "train" else {})}
+
+    def _threads_now(self) -> int:
+        """The chosen count (during a run's first probe, the count of the step just run)."""
+        return self.thread_choice.threads if self.thread_choice else torch.get_num_threads()
 
     def _log(self, records: list[dict]) -> None:
         self.history.extend(records)
@@ -328,7 +373,8 @@ class Trainer:
         if not self.dist.is_main:
             return
         event = TrainEvent(kind=kind, records=records, model=self.model, samples_per_s=samples_per_s,
-                           progress=min(1.0, self.step / max(1, total_steps)), result=result)
+                           progress=min(1.0, self.step / max(1, total_steps)), result=result,
+                           threads=self.thread_choice)
         for callback in self.callbacks:
             callback(event)
 
@@ -345,7 +391,8 @@ class Trainer:
             return
         train, test = epoch_records
         summary = {"epochs": self.epoch, "step": self.step, "seconds": round(self.seconds, 2),
-                   "train_elbo": train["elbo"], "test_elbo": test["elbo"]}
+                   "train_elbo": train["elbo"], "test_elbo": test["elbo"],
+                   "threads": self.thread_choice.to_dict() if self.thread_choice else None}
         save_resume_state(self.run.resume, self.model, self.optimizer, step=self.step, epoch=self.epoch,
                           generators={"shuffle": self.shuffle_gen, "noise": self.noise_gen},
                           train_config=self.config.to_dict())
