@@ -215,6 +215,9 @@ def main() -> None:
                     crowd.setdefault((name, n), []).append((median(times), cpu))
                     wait_idle(proc.pid)
 
+        costs = page_costs(chromium, app_url, app.pid, args.repeats)
+        bare_cost = page_costs(chromium, bare_url, bare.pid, args.repeats, {"bare page (reference)": ""}, FIRST_PLOT)
+
     rows = []
     a, b = median(cold["app"]), median(cold["bare"])
     rows.append(["cold start: command -> first plot, fresh runs folder", f"{a:.1f} s", f"{b:.1f} s", f"{a / b:.2f}x",
@@ -234,11 +237,59 @@ def main() -> None:
           f"{[round(v, 1) for v in cold['app']]}, bare {[round(v, 1) for v in cold['bare']]}; sessions (median time, "
           "CPU per session): " + "; ".join(f"{name} N={n} {[(round(t, 1), round(c, 2)) for t, c in v]}"
                                            for (name, n), v in crowd.items()) + ".")
+    print("\n## What each page costs a new visitor\n")
+    print(table(["page", "server CPU seconds", "bytes sent (all)", "of which the page's own"], costs + bare_cost))
+    print("\nA new browser session opening the page on a warm server (bundled 2-D model, every shipped result "
+          f"seeded), median of {args.repeats} after one warming visit. 'All' includes Streamlit's front end "
+          "(about 7 MB, the same for every Streamlit page, cached by a browser after its first page); the page's "
+          "own bytes are its websocket messages and media files.")
     if not args.skip_serve:
         print("\n" + replicas(chromium, work, args.repeats))
     if not args.skip_threads:
         import threads as thread_bench
         print("\n" + thread_bench.report())
+
+
+# -- what each page costs a new visitor ------------------------------------------------------------
+PAGES = {"Latent space": "", "Interpolate": "interpolate", "Samples": "samples", "Replay training": "replay",
+         "Compare": "compare", "Paper figures": "reproduce", "Your input": "your_input",
+         "Estimator lab": "estimator_lab", "Train": "train"}
+# The script has run to its end: no "Running…" widget, and its closing note (or Train's "No runs yet") drawn.
+PAGE_DONE = """() => !document.querySelector('[data-testid="stStatusWidget"]')
+    && document.querySelectorAll('[data-testid="stMain"] [data-testid="stExpander"],'
+                                 + '[data-testid="stMain"] [data-testid="stAlert"]').length > 0"""
+
+
+def page_costs(chromium: str, url: str, pid: int, repeats: int, pages: dict[str, str] = PAGES,
+               done: str = PAGE_DONE) -> list[list]:
+    """Per page, a new session opening it (warm server, bundled 2-D model): the server's CPU seconds, and
+    the bytes it sent: everything (the Streamlit front end, which a browser caches after its first page,
+    included) and the page's own (websocket messages and media files)."""
+    from playwright.sync_api import sync_playwright
+    rows = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        for title, path in pages.items():
+            cpu, total, own = [], [], []
+            for _ in range(repeats + 1):  # the first visit warms the server's caches for this page
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                page = context.new_page()
+                sizes, frames = [], []
+                page.on("requestfinished", lambda r, sizes=sizes: sizes.append(
+                    (r.url, r.sizes()["responseBodySize"] + r.sizes()["responseHeadersSize"])))
+                page.on("websocket", lambda ws, frames=frames: ws.on("framereceived", lambda f: frames.append(len(f))))
+                before = tree_cpu_seconds(pid)
+                page.goto(f"{url}/{path}")
+                page.wait_for_function(done, timeout=300_000)
+                wait_idle(pid)
+                cpu.append(tree_cpu_seconds(pid) - before)
+                total.append(sum(n for _, n in sizes) + sum(frames))
+                own.append(sum(n for u, n in sizes if "/media/" in u) + sum(frames))
+                context.close()
+            rows.append([title, f"{median(cpu[1:]):.2f} s", f"{median(total[1:]) / 1e6:.2f} MB",
+                         f"{median(own[1:]) / 1e3:,.0f} kB"])
+        browser.close()
+    return rows
 
 
 # -- 3. one replica against two behind the proxy ---------------------------------------------------

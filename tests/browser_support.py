@@ -81,10 +81,10 @@ def running_app(tmp: Path, env: dict[str, str] | None = None):
     env = {**os.environ, "VAE_RUNS_DIR": str(runs), "OMP_NUM_THREADS": "1", **(env or {})}
     log_path = tmp / "streamlit.log"
     with open(log_path, "wb") as log:
-        # No file watcher: nothing is edited under test, and watching the repository (its .venv too) costs CPU.
+        # As the README starts it: the shipped .streamlit/config.toml (no file watcher) applies.
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.headless", "true", "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"],
+             "--server.headless", "true", "--server.address", "127.0.0.1"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         server = App(f"http://127.0.0.1:{port}", log_path, runs, proc.pid)
         try:

@@ -21,6 +21,7 @@ from vae.precision import FIXED_DECIMALS, format_bound
 from . import state
 from .background import cached_or_pending, rerun_when_done, task
 from .figures import PALETTE, _layout
+from .shared_figures import shared_figure
 from .widgets import explain
 
 IW_POINTS = IW_CURVE_POINTS  # test images for the IW curve: K = 5000 on each takes a few seconds on one core
@@ -108,20 +109,23 @@ def panel(ck: Checkpoint, enc) -> None:
     if warning:
         st.warning(warning, icon=":material/warning:")
     left, right = st.columns(2)
-    left.plotly_chart(kl_bars(kl, activity), key="diag_kl")
+    # Each figure depends on the checkpoint alone (its test set): built once per server, shared by every visitor.
+    key = (ck.sha256,)
+    left.plotly_chart(shared_figure("kl_bars", key, lambda: kl_bars(kl, activity)), key="diag_kl")
     epochs, matrix = kl_history(ck.history)
     if len(epochs) > 1:
-        right.plotly_chart(kl_heatmap(epochs, matrix), key="diag_kl_history")
+        right.plotly_chart(shared_figure("kl_heatmap", key, lambda: kl_heatmap(epochs, matrix)), key="diag_kl_history")
     else:
         right.info("This checkpoint kept no KL per dimension over training (runs trained with this version do).")
     left, right = st.columns(2)
     if curve:
-        left.plotly_chart(iw_figure({"this model": curve}), key="diag_iw")
+        left.plotly_chart(shared_figure("iw_figure", key, lambda: iw_figure({"this model": curve})), key="diag_iw")
         left.caption(f"{curve.n_points} test images; the bound for K uses the first K of 5000 samples per image.")
     else:
         left.info(f"The IW bound for K = 1 … 5000 on {IW_POINTS} test images is being computed in the "
                   "background (once per checkpoint, then cached); it appears here by itself.")
-    right.plotly_chart(aggregate_figure(enc.mu, enc.logvar, dims_by_kl(kl)[:3]), key="diag_agg")
+    right.plotly_chart(shared_figure("aggregate", key, lambda: aggregate_figure(enc.mu, enc.logvar, dims_by_kl(kl)[:3])),
+                       key="diag_agg")
     right.caption(agg.summary() + ".")
     explain("What do these diagnostics say?", DIAGNOSTICS_NOTE)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from vae.bundle import seed_cache
 from vae.checkpoint import Checkpoint, CheckpointError, load_checkpoint_bytes
 from vae.data import DataError, Dataset
 from vae.evaluate import checkpoint_dataset
@@ -64,6 +65,10 @@ def session_id() -> str:
 def _parse_checkpoint(sha256: str, name: str, _data: bytes, _path: str | None) -> Checkpoint:
     ck = load_checkpoint_bytes(_data, name, Path(_path) if _path else None)
     ck.model.requires_grad_(False)  # shared across sessions: inference only
+    if _path and Path(_path).parent == settings().assets:
+        # A bundled model ships its derived results (IW curve, projections, …): a fresh install computes
+        # none of them, once per server process per file (vae/bundle.py).
+        seed_cache(settings().runs_root, Path(_path), sha256)
     return ck
 
 

@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 import threading
+from pathlib import Path
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -74,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true")
 
     _add_reproduce(sub)
+
+    b = sub.add_parser("bundle", help="ship a run (or refresh a bundled checkpoint) in assets/, with every result "
+                       "its pages compute once per checkpoint")
+    b.add_argument("source", type=Path, help="a run folder, or a .safetensors checkpoint (one in assets/ is refreshed)")
+    b.add_argument("--name", help="the asset's name (default: the run folder's or file's name)")
+    b.add_argument("--assets", type=Path, default=Path(__file__).resolve().parents[1] / "assets",
+                   help="the assets folder (default: the app's)")
+    b.add_argument("--snapshots", action="store_true", help="ship the run's per-epoch snapshots too (Replay)")
     _add_serve(sub)
     return parser
 
@@ -314,6 +323,16 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def cmd_bundle(args) -> int:
+    from .bundle import bundle
+
+    command = " ".join(["python -m vae bundle", str(args.source)] + (["--name", args.name] if args.name else [])
+                       + (["--snapshots"] if args.snapshots else []))
+    asset = bundle(args.source, args.assets, args.name, snapshots=args.snapshots, command=command)
+    print(json.dumps({"asset": str(asset), "derived": str(asset.with_name(asset.stem + ".derived"))}))
+    return 0
+
+
 def cmd_serve(args) -> int:
     import os
 
@@ -330,6 +349,7 @@ def cmd_serve(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .bundle import BundleError
     from .checkpoint import CheckpointError
     from .data import DataError
     from .model import ConfigError
@@ -337,10 +357,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     command = {"train": cmd_train, "eval": cmd_eval, "datasets": cmd_datasets, "reproduce": cmd_reproduce,
-               "serve": cmd_serve}[args.command]
+               "serve": cmd_serve, "bundle": cmd_bundle}[args.command]
     try:
         return command(args)
-    except (DataError, ConfigError, CheckpointError, RunError) as err:
+    except (DataError, ConfigError, CheckpointError, RunError, BundleError) as err:
         print(f"error: {err}", file=sys.stderr)
     except OSError as err:
         print(f"error: {err.strerror or err} ({err.filename or 'file system'}).", file=sys.stderr)

@@ -108,5 +108,3 @@ def page_defaults(checkpoint: Checkpoint, data: Dataset) -> list[tuple[str, dict
     tasks.append(("iw-reference", {"k": YOUR_INPUT_K}))
     return tasks
 
-
-PAGE_DEFAULTS = page_defaults  # the name vae.bundle calls it by

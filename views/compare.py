@@ -9,6 +9,7 @@ from ui.figures import compare_curves
 from ui.widgets import explain, fail
 from vae.checkpoint import CheckpointError
 from vae.data import DataError
+from vae.derived import COMPARE_DEFAULTS
 from vae.evaluate import evaluate_model, read_iw_estimate
 from vae.precision import format_bound
 
@@ -28,8 +29,11 @@ except CheckpointError as err:
 st.plotly_chart(compare_curves({label: ck.history for label, ck in cks.items()}), key="cmp_curves")
 
 c1, c2 = st.columns(2)
-k = int(c1.select_slider("Importance samples K for the log-likelihood", [1, 10, 100, 500, 1000], 100, key="cmp_k"))
-n_points = int(c2.select_slider("Test images used", [100, 200, 500, 1000, 2000], 500, key="cmp_n"))
+# The defaults are vae.derived's: a bundled model ships its IW column for exactly these.
+k = int(c1.select_slider("Importance samples K for the log-likelihood", [1, 10, 100, 500, 1000],
+                         COMPARE_DEFAULTS["k"], key="cmp_k"))
+n_points = int(c2.select_slider("Test images used", [100, 200, 500, 1000, 2000], COMPARE_DEFAULTS["n_points"],
+                                key="cmp_n"))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

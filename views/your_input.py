@@ -9,7 +9,7 @@ from ui.canvas import draw_canvas
 from ui.input_figures import map_with_posterior
 from ui.widgets import explain, fail, show_images
 from vae.checkpoint import CheckpointError
-from vae.derived import read_reference_log_likelihoods
+from vae.derived import YOUR_INPUT_K, read_reference_log_likelihoods
 from vae.explore import reconstruct
 from vae.inputs import (InputError, input_log_likelihood, map_with_input, posterior_ellipse, prepare_input, read_image,
                         verdict)
@@ -106,7 +106,7 @@ def main() -> None:
             raw = None
     with right:
         second = second_model(ck)
-        k = int(st.select_slider("Importance samples K", [10, 100, 1000], 100, key="yi_k",
+        k = int(st.select_slider("Importance samples K", [10, 100, 1000], YOUR_INPUT_K, key="yi_k",
                                  help="More samples tighten the bound on log p(x) and cost more time."))
     x = None
     if raw is None:
