@@ -11,7 +11,7 @@ interleaved, medians of `--repeats`:
    to the first plot, and the server's CPU seconds per session (the server process and every
    process under it, from /proc, until the server is idle again).
 3. N = 8 sessions against one replica and against two behind the proxy (`python -m vae serve`).
-4. the busy-machine training ratio (bench/threads.py).
+4. the busy-machine training ratio, and the app's training process beside page work (bench/threads.py).
 Nothing is asserted; tables are printed.
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from urllib.parse import urlparse
 from pathlib import Path
 
 import numpy as np
@@ -130,21 +131,29 @@ async def _session(browser, url: str):
     return time.perf_counter() - t0, context
 
 
-async def _sessions(chromium: str, url: str, n: int, pid: int | None) -> tuple[list[float], float | None]:
-    """n new sessions at once: their times to first plot, and the server's CPU seconds per session."""
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy since boot (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / TICKS  # all but idle and iowait
+
+
+async def _sessions(chromium: str, url: str, n: int, pid: int | None):
+    """n new sessions at once: their times to first plot, the server's CPU seconds per session, and the
+    rest of the machine's (the browsers, mostly) in the same window, per session."""
     from playwright.async_api import async_playwright
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        before = tree_cpu_seconds(pid) if pid else None
+        before, busy = (tree_cpu_seconds(pid) if pid else None), machine_busy_seconds()
         results = await asyncio.gather(*(_session(browser, url) for _ in range(n)))
-        cpu = None
+        cpu = others = None
         if pid:
             await asyncio.to_thread(wait_idle, pid)
             cpu = (tree_cpu_seconds(pid) - before) / n
+            others = (machine_busy_seconds() - busy) / n - cpu
         for _, context in results:
             await context.close()
         await browser.close()
-    return [s for s, _ in results], cpu
+    return [s for s, _ in results], cpu, others
 
 
 def sessions(chromium: str, url: str, n: int, pid: int | None = None):
@@ -211,8 +220,8 @@ def main() -> None:
         for n in (1, 4, 8):
             for _ in range(args.repeats):
                 for name, url, proc in (("app", app_url, app), ("bare", bare_url, bare)):
-                    times, cpu = sessions(chromium, url, n, proc.pid)
-                    crowd.setdefault((name, n), []).append((median(times), cpu))
+                    times, cpu, others = sessions(chromium, url, n, proc.pid)
+                    crowd.setdefault((name, n), []).append((median(times), cpu, others))
                     wait_idle(proc.pid)
 
         costs = page_costs(chromium, app_url, app.pid, args.repeats)
@@ -225,17 +234,20 @@ def main() -> None:
     rows.append(["the same, first start ever (empty data cache)", f"{first_ever:.1f} s", f"{b:.1f} s",
                  f"{first_ever / b:.2f}x", "-"])
     for n in (1, 4, 8):
-        app_t, bare_t = median(t for t, _ in crowd[("app", n)]), median(t for t, _ in crowd[("bare", n)])
-        app_c, bare_c = median(c for _, c in crowd[("app", n)]), median(c for _, c in crowd[("bare", n)])
+        app_t, bare_t = median(t for t, _, _ in crowd[("app", n)]), median(t for t, _, _ in crowd[("bare", n)])
+        app_c, bare_c = median(c for _, c, _ in crowd[("app", n)]), median(c for _, c, _ in crowd[("bare", n)])
+        app_o, bare_o = median(o for _, _, o in crowd[("app", n)]), median(o for _, _, o in crowd[("bare", n)])
         rows.append([f"{n} new session{'s' * (n > 1)} at once: median time to first plot", f"{app_t:.1f} s",
                      f"{bare_t:.1f} s", f"{app_t / bare_t:.2f}x", "at most 1.5x" if n > 1 else "-"])
         rows.append([f"{n} at once: server CPU seconds per session", f"{app_c:.2f} s", f"{bare_c:.2f} s",
                      f"{app_c / bare_c:.2f}x", "at most 2x"])
+        rows.append([f"{n} at once: the rest of the machine (the browsers) per session", f"{app_o:.2f} s",
+                     f"{bare_o:.2f} s", f"{app_o / bare_o:.2f}x", "-"])
     print("## First contact: cold start and new visitors\n")
     print(table(["measure", "the app", "bare page", "ratio", "target"], rows))
     print(f"\nMedians of {args.repeats}, interleaved with the bare page. All runs: cold app "
           f"{[round(v, 1) for v in cold['app']]}, bare {[round(v, 1) for v in cold['bare']]}; sessions (median time, "
-          "CPU per session): " + "; ".join(f"{name} N={n} {[(round(t, 1), round(c, 2)) for t, c in v]}"
+          "CPU per session): " + "; ".join(f"{name} N={n} {[(round(t, 1), round(c, 2)) for t, c, _ in v]}"
                                            for (name, n), v in crowd.items()) + ".")
     print("\n## What each page costs a new visitor\n")
     print(table(["page", "server CPU seconds", "bytes sent (all)", "of which the page's own"], costs + bare_cost))
@@ -245,9 +257,10 @@ def main() -> None:
           "own bytes are its websocket messages and media files.")
     if not args.skip_serve:
         print("\n" + replicas(chromium, work, args.repeats))
-    if not args.skip_threads:
-        import threads as thread_bench
-        print("\n" + thread_bench.report())
+    if not args.skip_threads:  # bench/threads.py, in its own processes: it loads the machine on purpose
+        threads = subprocess.run([sys.executable, str(REPO / "bench" / "threads.py"), "--repeats", str(args.repeats)],
+                                 cwd=REPO, capture_output=True, text=True, check=True)
+        print("\n" + threads.stdout.strip())
 
 
 # -- what each page costs a new visitor ------------------------------------------------------------
@@ -258,6 +271,14 @@ PAGES = {"Latent space": "", "Interpolate": "interpolate", "Samples": "samples",
 PAGE_DONE = """() => !document.querySelector('[data-testid="stStatusWidget"]')
     && document.querySelectorAll('[data-testid="stMain"] [data-testid="stExpander"],'
                                  + '[data-testid="stMain"] [data-testid="stAlert"]').length > 0"""
+
+
+def _bytes(request) -> int:
+    try:
+        sizes = request.sizes()
+        return sizes["responseBodySize"] + sizes["responseHeadersSize"]
+    except Exception:  # a request the browser dropped (its page moved on) has no sizes
+        return 0
 
 
 def page_costs(chromium: str, url: str, pid: int, repeats: int, pages: dict[str, str] = PAGES,
@@ -274,17 +295,17 @@ def page_costs(chromium: str, url: str, pid: int, repeats: int, pages: dict[str,
             for _ in range(repeats + 1):  # the first visit warms the server's caches for this page
                 context = browser.new_context(viewport={"width": 1400, "height": 1000})
                 page = context.new_page()
-                sizes, frames = [], []
-                page.on("requestfinished", lambda r, sizes=sizes: sizes.append(
-                    (r.url, r.sizes()["responseBodySize"] + r.sizes()["responseHeadersSize"])))
+                requests, frames = [], []
+                page.on("requestfinished", lambda r, requests=requests: requests.append(r))
                 page.on("websocket", lambda ws, frames=frames: ws.on("framereceived", lambda f: frames.append(len(f))))
                 before = tree_cpu_seconds(pid)
                 page.goto(f"{url}/{path}")
                 page.wait_for_function(done, timeout=300_000)
                 wait_idle(pid)
                 cpu.append(tree_cpu_seconds(pid) - before)
+                sizes = [(r.url, _bytes(r)) for r in requests]  # asked while the page is still open
                 total.append(sum(n for _, n in sizes) + sum(frames))
-                own.append(sum(n for u, n in sizes if "/media/" in u) + sum(frames))
+                own.append(sum(n for u, n in sizes if urlparse(u).path.startswith("/media/")) + sum(frames))
                 context.close()
             rows.append([title, f"{median(cpu[1:]):.2f} s", f"{median(total[1:]) / 1e6:.2f} MB",
                          f"{median(own[1:]) / 1e3:,.0f} kB"])

@@ -18,7 +18,7 @@ SCRIPTS = [
     ("evaluation.py", "Evaluation"),
     ("app.py", "App"),
     ("job_process.py", "Training beside page work"),
-    ("threads.py", "Training on a busy machine (the default thread choice)"),
+    ("first_contact.py", "First contact: cold start, visitors, replicas, and the busy-machine thread choice"),
 ]
 
 
@@ -34,6 +34,17 @@ TARGETS = """## Targets (issue 5)
 | encoding the 70k-point map | under 1 s |
 | IW log-likelihood, K = 5000, 10k points | under 4 minutes (240 s) |
 | app RSS with Fashion-MNIST and three models | under 1.5 GB |
+
+## Targets (issue 10)
+
+| figure | target |
+|---|---|
+| cold start: command -> first plot | at most 2x the bare page |
+| 4 and 8 new sessions at once: median time to first plot | at most 1.5x the bare page |
+| server CPU seconds per new session | at most 2x the bare page |
+| 8 new sessions: two replicas behind the proxy | faster than one |
+| training with one core busy, default threads | at least 0.8x the best of 1 and 2 threads |
+| training on an idle machine, default threads | at least 0.95x the best of 1 and 2 threads |
 """
 
 
@@ -42,7 +53,7 @@ def main() -> None:
         "# Benchmarks\n",
         f"Made by `python bench/run_all.py` on {datetime.date.today()} ({machine()}). Every figure is a",
         "median of runs interleaved with its reference in the same run on the same machine; these",
-        "machines are shared and noisy, so read ratios, not absolute times. Targets come from issue 5.\n",
+        "machines are shared and noisy, so read ratios, not absolute times. Targets come from issues 5 and 10.\n",
     ]
     for script, _title in SCRIPTS:
         print(f"running bench/{script} ...", file=sys.stderr, flush=True)

@@ -20,6 +20,10 @@ DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 # Parsed data sets (vae/datacache.py) go to a folder of this test run, never the user's ~/.cache; servers
 # and training processes that the tests start inherit it.
 os.environ.setdefault("VAE_CACHE_DIR", tempfile.mkdtemp(prefix="vae-test-cache-"))
+# One torch thread for every training run the tests start, in process or not (vae.train keeps a set
+# OMP_NUM_THREADS): two cores shared by the test process, servers and children, and seeded runs that must
+# repeat bit for bit. tests/test_threads.py removes it where the automatic choice is under test.
+os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def require(condition: bool, reason: str) -> None:

@@ -13,6 +13,7 @@ import vae.estimators
 import vae.evaluate
 import vae.explore
 import vae.inputs
+import ui.state
 from conftest import REPO
 
 SMALL_LAB = {"lab_batch": 8, "lab_repeats": 4, "lab_l": [1, 4]}
@@ -20,8 +21,10 @@ SMALL_LAB = {"lab_batch": 8, "lab_repeats": 4, "lab_l": [1, 4]}
 
 @pytest.fixture(autouse=True)
 def fresh_runs(tmp_path, monkeypatch):
-    """An empty runs folder (so nothing is cached yet), and the slow functions made to fail in this process."""
+    """An empty runs folder (so nothing is cached yet: the bundled models' shipped results are not seeded),
+    and the slow functions made to fail in this process."""
     monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path))
+    monkeypatch.setattr(ui.state, "seed_cache", lambda *args: 0)
     st.cache_resource.clear()  # settings() read again; the previous worker (and its process) released
     st.cache_data.clear()
 

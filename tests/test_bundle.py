@@ -24,7 +24,8 @@ def test_every_asset_ships_results_for_exactly_this_file_and_every_default_page_
     assert manifest["made_by"].startswith("python -m vae bundle")
     for name, digest in manifest["files"].items():
         assert bundle._sha256(bundle.derived_dir(asset) / name) == digest
-    # Running the pages' default tasks against the shipped files must compute nothing.
+    # Every kind of result a page computes once per checkpoint is shipped (that nothing is computed is
+    # tests/test_first_contact_browser.py's; that each file equals a fresh computation, the slow test below).
     data = checkpoint_dataset(checkpoint)
     tasks = bundle.page_tasks(checkpoint, data)
     assert {name for name, _ in tasks} >= {"iw-curve", "iw-estimate", "projection", "estimator-cell"}
@@ -52,9 +53,11 @@ def _same(a, b) -> None:
             assert set(fa.files) == set(fb.files)
             for k in fa.files:
                 np.testing.assert_allclose(fa[k], fb[k], rtol=1e-4, atol=1e-4, err_msg=f"{a.name}:{k}")
-    else:
+    else:  # float32 gradient statistics and sums may differ in their last bits between CPUs; a value
+        # rounded to its standard error's digit (the IW column) may then differ by one unit of that digit
         va, vb = json.loads(a.read_text()), json.loads(b.read_text())
-        np.testing.assert_allclose(_numbers(va), _numbers(vb), rtol=1e-6, atol=1e-6, err_msg=a.name)
+        atol = 0.011 if a.name.startswith("iw-mean") else 1e-6
+        np.testing.assert_allclose(_numbers(va), _numbers(vb), rtol=1e-4, atol=atol, err_msg=a.name)
 
 
 def _numbers(value) -> list[float]:

@@ -29,6 +29,8 @@ def test_run_measures_with_the_forms_settings_and_draws_both_figures(page, app):
     main.get_by_label("Batch size (test images)").press("Tab")
     main.get_by_role("button", name="Run").click()
     main.get_by_text("8 test images, 4 repeats", exact=False).wait_for(timeout=60_000)
+    # the cells arrive one L at a time from the background process: wait for the last of them
+    main.get_by_text("Measuring in the background", exact=False).wait_for(state="detached", timeout=180_000)
     wait_for_plots(page, 2)
 
     after = measured.inner_text()

@@ -45,7 +45,7 @@ def inotify_instances(pid: int) -> int:
 
 
 def test_the_shipped_config_turns_the_watchers_off():
-    import tomllib
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in Python 3.11 and later")
     config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
     assert config["server"]["fileWatcherType"] == "none" and config["server"]["runOnSave"] is False
     assert config["runner"]["postScriptGC"] is False

@@ -261,3 +261,23 @@ def test_the_job_limit_holds_across_server_processes_on_one_runs_folder(tmp_path
     finally:
         server.kill()
         server.wait(10)
+
+
+def test_a_job_whose_queue_entry_is_deleted_fails_and_does_not_hold_up_the_queue(tmp_path):
+    """The runs folder tidied by hand while a job waits: it ends with a sentence instead of waiting at
+    'place 0' for ever, and the next job behind it is not held up by a place it kept."""
+    import shutil
+    other = _holder(tmp_path, "slot")  # another server's job runs in the only slot
+    try:
+        reg = JobRegistry(tmp_path, max_running=1)
+        waiting = reg.submit(spec("waiting"), owner="a")
+        assert reg.get(waiting.id).state == "queued"
+        shutil.rmtree(tmp_path / ".jobs" / "queue")
+        ended = reg.wait(waiting.id, 30)
+        assert ended.state == "failed" and "queue" in ended.message and ended.message.endswith(".")
+        assert reg._entries == {}  # its descriptor was closed: nothing of it is left locked
+    finally:
+        other.kill()
+        other.wait(10)
+    again = reg.submit(spec("waiting"), owner="a")  # the same name can be queued again and now runs
+    assert reg.wait(again.id, 120).state == "finished"

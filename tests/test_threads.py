@@ -137,7 +137,16 @@ class SpyChooser(ThreadChooser):
 def spy(monkeypatch):
     SPIES.clear()
     monkeypatch.setattr(vae.train, "ThreadChooser", SpyChooser)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # conftest pins it; here the choice is under test
     return SPIES
+
+
+def test_a_count_set_in_omp_num_threads_is_kept_not_measured(tmp_path, spy, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    data = load_dataset("digits")
+    result = train_run(tmp_path / "r", data, ModelConfig(image_shape=data.image_shape, latent_dim=2, hidden=(16,)),
+                       TrainConfig(epochs=1, log_every=5))
+    assert not spy and result.threads.threads == 1 and result.threads.why == "kept: OMP_NUM_THREADS"
 
 
 def test_training_without_a_count_runs_each_step_with_the_chosen_count_and_records_it(tmp_path, spy):

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from vae.background_process import death_sentence, task_line
+from vae.background_process import task_line
+from vae.job_process import child_env, death_sentence
 from vae.checkpoint import Checkpoint
 
 from . import state
@@ -135,7 +136,7 @@ class BackgroundWorker:
             pass
 
     def _start(self) -> _Child:
-        popen = subprocess.Popen(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_child_env())
+        popen = subprocess.Popen(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=child_env())
         child = _Child(popen)
         threading.Thread(target=self._follow, args=(child,), name="vae-background-reader", daemon=True).start()
         return child
@@ -184,7 +185,7 @@ class BackgroundWorker:
         returncode = child.popen.wait()
         child.popen.stdout.close()
         with self._lock:
-            sentence = "the server is shutting down." if self._closed else death_sentence(returncode)
+            sentence = "the server is shutting down." if self._closed else death_sentence(returncode, "the background process")
             for _, future, upload in child.pending.values():
                 future.set_exception(BackgroundError(sentence))
                 self._release_upload(upload)
@@ -210,13 +211,6 @@ def _close_input(popen: subprocess.Popen) -> None:
         popen.stdin.close()
     except OSError:  # the process has gone: nothing left to flush to
         pass
-
-
-def _child_env() -> dict[str, str]:
-    """The server's environment, with this package importable wherever the server was started from."""
-    root = str(Path(__file__).resolve().parents[1])
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": root + os.pathsep + path if path else root}
 
 
 @st.cache_resource(on_release=BackgroundWorker.close)

@@ -89,7 +89,9 @@ def render() -> None:
     # A callable: the file (1.5 MB for the bundled model) is read and sent only when the button is pressed.
     # Passed as bytes, every run of every page sent it to the media store again: a third of a new
     # visitor's server CPU on the home page (issue 10).
-    data = (lambda: st.session_state["uploads"][ident][1]) if kind == "upload" else ck.path.read_bytes
+    # Streamlit calls it on a thread with no session: an upload's bytes are taken now, not looked up then.
+    upload = st.session_state["uploads"][ident][1] if kind == "upload" else None
+    data = (lambda: upload) if upload is not None else ck.path.read_bytes
     st.sidebar.download_button("Download checkpoint", data, file_name=f"{ck.label}.safetensors",
                                mime="application/octet-stream", on_click="ignore")
     if kind == "run" and not settings.read_only:

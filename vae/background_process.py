@@ -41,14 +41,6 @@ def task_line(task_id: int, name: str, args: dict) -> bytes:
     return (json.dumps({"id": int(task_id), "task": name, "args": args}) + "\n").encode()
 
 
-def death_sentence(returncode: int) -> str:
-    """Why background work whose process ended without answering failed, in one sentence."""
-    if returncode < 0:
-        hint = " (the system does this when memory runs out)" if returncode == -9 else ""
-        return f"the background process was killed by signal {-returncode}{hint}."
-    return f"the background process ended unexpectedly with exit code {returncode}; the server's log has its error."
-
-
 # -- the child --------------------------------------------------------------------------------
 class _Recent(OrderedDict):
     """The last `KEEP` values by key: a small LRU."""

@@ -49,12 +49,20 @@ def decode_images(encoded: dict | None) -> dict[str, np.ndarray] | None:
             for name, v in encoded.items()}
 
 
-def death_sentence(returncode: int) -> str:
-    """Why a job whose process ended without its closing line failed, in one sentence."""
+def death_sentence(returncode: int, process: str = "the training process") -> str:
+    """Why work whose process ended without its closing line failed, in one sentence (training jobs, and
+    the background process of ui/background.py)."""
     if returncode < 0:
         hint = " (the system does this when memory runs out)" if returncode == -9 else ""
-        return f"the training process was killed by signal {-returncode}{hint}."
-    return f"the training process ended unexpectedly with exit code {returncode}; the server's log has its error."
+        return f"{process} was killed by signal {-returncode}{hint}."
+    return f"{process} ended unexpectedly with exit code {returncode}; the server's log has its error."
+
+
+def child_env() -> dict[str, str]:
+    """The server's environment, with this package importable wherever the server was started from."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + os.pathsep + path if path else root}
 
 
 def job_threads(value) -> int | None:

@@ -96,8 +96,12 @@ class SharedQueue:
             except BlockingIOError:  # another process's job is running in it
                 os.close(fd)
                 continue
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(info).encode(), 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(info).encode(), 0)
+            except OSError:
+                os.close(fd)  # the slot's lock goes with it: nobody is left holding a slot for nothing
+                raise
             slot = _hold(path, fd)
             self.leave(entry)
             return slot
@@ -105,8 +109,10 @@ class SharedQueue:
 
     def leave(self, entry: Held) -> None:
         """Leave the queue (started, or stopped while waiting)."""
-        entry.path.unlink(missing_ok=True)
-        _release(entry)
+        try:
+            entry.path.unlink(missing_ok=True)
+        finally:
+            _release(entry)
 
     def release(self, slot: Held) -> None:
         """Free a slot once its training process has ended; emptied first, so nobody reads a finished job

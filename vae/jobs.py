@@ -11,6 +11,7 @@ long as the training process lives. Only the session that submitted a job may st
 """
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .job_process import death_sentence, decode_images, job_line
+from .job_process import child_env, death_sentence, decode_images, job_line
 from .job_queue import Held, SharedJob, SharedQueue
 from .runs import RunError, open_run_dir, validate_run_name
 from .train import TrainConfig
@@ -101,9 +102,15 @@ class JobRegistry:
                 raise RunError(f"a run named {spec.run_name!r} is already queued or training.")
             open_run_dir(out, resume=spec.resume)  # refuses an existing run without resume
             job = Job(id=next(self._ids), spec=spec, owner=owner, out=out)
-            self._jobs[job.id] = job
-            self._entries[job.id] = self.queue.enter(self._shared_info(job))
-            self._advance(job)  # the first job starts at once, and the others know their place
+            try:
+                self._entries[job.id] = self.queue.enter(self._shared_info(job))
+                self._jobs[job.id] = job
+                self._advance(job)  # the first job starts at once, and the others know their place
+            except OSError as err:  # the shared queue cannot be used: refused, nothing left behind
+                self._jobs.pop(job.id, None)
+                self._drop_entry(job.id)
+                raise RunError(f"the training queue in {self.queue.folder} cannot be used: "
+                               f"{err.strerror or err}.") from err
             threading.Thread(target=self._work, args=(job,), name=f"vae-job-{job.id}", daemon=True).start()
             return job.snapshot()
 
@@ -154,6 +161,14 @@ class JobRegistry:
         return {"run": job.spec.run_name, "epochs": job.spec.train.epochs, "server": self.server, "job": job.id,
                 "pid": os.getpid(), "submitted": time.time()}
 
+    def _drop_entry(self, job_id: int) -> None:
+        entry = self._entries.pop(job_id, None)
+        if entry is not None:
+            try:
+                self.queue.leave(entry)
+            except OSError:  # its folder has gone: closing the descriptor (done by leave) is what counts
+                pass
+
     def _advance(self, job: Job) -> None:
         """A queued job takes a slot if it is first in line and one is free; otherwise it learns its place."""
         if job.state != "queued":
@@ -162,6 +177,8 @@ class JobRegistry:
         slot = self.queue.take_slot(entry, self._shared_info(job))
         if slot is None:
             job.queue_position = self.queue.place(entry)
+            if job.queue_position == 0:  # its entry was deleted under it (the runs folder tidied by hand)
+                raise FileNotFoundError(errno.ENOENT, "this job's place in the queue was deleted", str(entry.path))
             return
         del self._entries[job.id]
         self._slots[job.id] = slot
@@ -181,6 +198,7 @@ class JobRegistry:
                 except OSError as err:  # the runs folder went away or read-only: the job still ends, with a sentence
                     job.state, job.ended = "failed", time.time()
                     job.message = f"the training queue in {self.queue.folder} cannot be used: {err.strerror or err}."
+                    self._drop_entry(job.id)  # its place must not hold up every other replica's jobs
                     return
                 if job.state != "queued":
                     break
@@ -191,7 +209,7 @@ class JobRegistry:
             slot = self._slots[job.id]
         try:  # the child inherits the slot's descriptor: the slot stays taken while it lives, even if we die
             child = subprocess.Popen([sys.executable, "-m", "vae.job_process"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=_child_env(), pass_fds=(slot.fd,))
+                                     stdout=subprocess.PIPE, env=child_env(), pass_fds=(slot.fd,))
         except Exception as err:  # no process (memory, limits): the job still ends, with a sentence
             return self._end(job, "failed", f"the training process could not start: {err}.")
         with self._lock:
@@ -258,10 +276,3 @@ def _tell(child: subprocess.Popen, line: bytes) -> None:
         child.stdin.flush()
     except (OSError, ValueError):  # a broken pipe, or stdin already closed
         pass
-
-
-def _child_env() -> dict[str, str]:
-    """The server's environment, with this package importable wherever the server was started from."""
-    root = str(Path(__file__).resolve().parents[1])
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": root + os.pathsep + path if path else root}

@@ -10,6 +10,7 @@ last good checkpoint stays on disk.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -236,12 +237,19 @@ class Trainer:
                 torch.set_num_threads(before)
 
     def _thread_chooser(self) -> ThreadChooser | None:
-        """A given count is set, as asked; otherwise a CPU run in one process measures its steps
-        (vae.threads: an oversubscribed core slows torch several-fold). Several processes (torchrun sets
-        their OMP_NUM_THREADS) and CUDA runs keep the count they have."""
+        """A given count is set, as asked, and so is OMP_NUM_THREADS when the environment sets it; otherwise
+        a CPU run in one process measures its steps (vae.threads: an oversubscribed core slows torch
+        several-fold). Several processes (torchrun sets their OMP_NUM_THREADS) and CUDA runs keep the count
+        they have. A measured count may change between steps, and a thread count can change a float
+        reduction's last bits: a run that must repeat bit for bit gives --threads (or OMP_NUM_THREADS)."""
         if self.threads:
             torch.set_num_threads(self.threads)  # deliberate: 2 cores shared with the app's other work
             self.thread_choice = ThreadChoice(self.threads, why="given")
+            return None
+        omp = os.environ.get("OMP_NUM_THREADS", "")
+        if omp.isdigit() and int(omp) > 0 and not self.dist.active:  # a count the user set for every program
+            torch.set_num_threads(int(omp))
+            self.thread_choice = ThreadChoice(int(omp), why="kept: OMP_NUM_THREADS")
             return None
         if self.device.type != "cpu" or self.dist.active:
             why = "kept: CUDA" if self.device.type != "cpu" else "kept: one of several processes"
