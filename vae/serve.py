@@ -31,6 +31,7 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import re
 import pwd
 import secrets
 import shutil
@@ -133,7 +134,8 @@ def cookie_secret(runs_dir: Path, env: dict[str, str]) -> str:
 def parse_upstream(text: str) -> str:
     """HOST:PORT of a replica on another machine, as nginx's `server` line takes it."""
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535 or any(c in host for c in " ;{}'\"#"):
+    # An allowlist (names, IPv4, bracketed IPv6): the value is written into nginx's configuration.
+    if not re.fullmatch(r"[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]", host) or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ServeError(f"--upstream takes HOST:PORT (such as 10.0.0.11:8501), got {text!r}.")
     return text
 
