@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 # app, browser, chromium and page are fixtures: importing them is what makes pytest find them here
 from browser_support import (PAGES, VIEWPORT, app, assert_no_errors, browser, chromium,  # noqa: F401
@@ -272,7 +273,11 @@ def test_a_deep_link_opened_first_on_a_fresh_server_runs_app_py(browser, tmp_pat
             closing.wait_for(timeout=90_000)
             nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
             assert "Latent space" in nav and "app" not in nav.split(), f"navigation from file names: {nav!r}"
-            assert page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Model").count() == 1, \
-                "no Model selector: app.py did not run"
+            model = page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Model")
+            try:  # the page's end can be drawn a moment before a rerun (its link published) redraws the sidebar
+                model.wait_for(timeout=30_000)
+            except PlaywrightTimeout:
+                pass
+            assert model.count() == 1, "no Model selector: app.py did not run"
         finally:
             context.close()
