@@ -27,7 +27,7 @@ def test_every_asset_ships_results_for_exactly_this_file_and_every_default_page_
     # Every kind of result a page computes once per checkpoint is shipped (that nothing is computed is
     # tests/test_first_contact_browser.py's; that each file equals a fresh computation, the slow test below).
     data = checkpoint_dataset(checkpoint)
-    tasks = bundle.page_tasks(checkpoint, data)
+    tasks = derived.page_defaults(checkpoint, data)
     assert {name for name, _ in tasks} >= {"iw-curve", "iw-estimate", "projection", "estimator-cell"}
 
 
@@ -76,7 +76,7 @@ def test_the_shipped_results_match_a_fresh_computation(tmp_path):
         checkpoint = load_checkpoint(asset)
         data = checkpoint_dataset(checkpoint)
         runs = tmp_path / asset.stem
-        for name, args in bundle.page_tasks(checkpoint, data):
+        for name, args in derived.page_defaults(checkpoint, data):
             if args.get("method") in ("umap", "tsne"):
                 continue
             derived.TASKS[name](runs, checkpoint, data, **args)
@@ -109,7 +109,7 @@ def test_the_bundle_command_ships_a_run_with_its_snapshots_and_results(tmp_path)
     manifest = json.loads((bundle.derived_dir(asset) / bundle.MANIFEST).read_text())
     assert manifest["sha256"] == checkpoint.sha256
     # one file per default task of the pages, and each made by that task
-    expected = len(bundle.page_tasks(checkpoint, checkpoint_dataset(checkpoint)))
+    expected = len(derived.page_defaults(checkpoint, checkpoint_dataset(checkpoint)))
     assert len(manifest["files"]) == expected
     refused = vae("bundle", str(tmp_path / "assets" / "tiny.snapshots"), "--assets", str(tmp_path / "assets"))
     assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .checkpoint import Checkpoint, atomic_write_bytes, load_checkpoint
+from .checkpoint import atomic_write_bytes, load_checkpoint
 from .explore import cache_dir
 
 DERIVED = ".derived"  # assets/NAME.derived/
@@ -35,21 +35,15 @@ def derived_dir(asset: Path) -> Path:
     return asset.with_name(asset.stem + DERIVED)
 
 
-def page_tasks(checkpoint: Checkpoint, data) -> list[tuple[str, dict]]:
-    """(task, arguments) of every result the pages compute once per checkpoint at their default settings."""
-    from .derived import page_defaults
-    return page_defaults(checkpoint, data)
-
-
 def derive(asset: Path, *, command: str) -> Path:
     """Compute the pages' derived results for `asset` and keep them in `assets/NAME.derived/`."""
-    from .derived import TASKS
+    from .derived import TASKS, page_defaults
     from .evaluate import checkpoint_dataset
 
     checkpoint = load_checkpoint(asset)
     data = checkpoint_dataset(checkpoint)
     with tempfile.TemporaryDirectory(prefix="vae-bundle-") as tmp:
-        for name, args in page_tasks(checkpoint, data):
+        for name, args in page_defaults(checkpoint, data):
             TASKS[name](tmp, checkpoint, data, **args)
         made = cache_dir(tmp, checkpoint.sha256)
         files = sorted(p for p in made.iterdir() if p.is_file()) if made.is_dir() else []
