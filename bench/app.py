@@ -26,7 +26,6 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-
 from common import REPO, median, table
 
 sys.path.insert(0, str(REPO / "tests"))

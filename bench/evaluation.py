@@ -13,14 +13,13 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import REPO, gemm_flops, median, table
 
 from vae.checkpoint import load_checkpoint
+from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
 from vae.metrics import iw_log_likelihood_mean
-from vae.model import ModelConfig
-from vae.train import TrainConfig, train_run
+from vae.train import train_run
 
 THREADS = 2
 FLOP_PER_IW_SAMPLE = 2 * (20 * 400 + 400 * 784)

@@ -25,7 +25,8 @@ BUSY = (0, 2, 4, 8)
 def train_rate(seconds: float = SECONDS) -> float:
     import torch
 
-    from vae.model import VAE, ModelConfig, elbo_parts
+    from vae.config import ModelConfig
+    from vae.model import VAE, elbo_parts
     torch.set_num_threads(1)
     model = VAE(ModelConfig(image_shape=(8, 8), latent_dim=2, hidden=(64,)))
     opt = torch.optim.Adagrad(model.parameters(), lr=0.01)

@@ -79,7 +79,7 @@ def page_work(stop: threading.Event, done: list) -> None:
 def job_once(threads, pages: int, out: str) -> tuple[float, float, str]:
     """The app's training process on the issue's model beside `pages` page-like threads:
     (the job's samples/s, the pages' figures/s, the thread count(s) it chose)."""
-    from vae.train import TrainConfig
+    from vae.config import TrainConfig
     job = {"dataset": "fashion-mnist", "data_dir": None, "model": {"latent_dim": 20, "hidden": [400]},
            "train": TrainConfig(epochs=1, batch_size=128, log_every=50).to_dict(), "resume": False, "out": out,
            "threads": threads}

@@ -14,14 +14,14 @@ import argparse
 import dataclasses
 import time
 
+import peer
 import torch
-
 from common import FLOP_PER_SAMPLE, fashion_uint8, gemm_flops, interleaved, median, table
 
-import peer
+from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
-from vae.model import ModelConfig, build_model
-from vae.train import TrainConfig, Trainer
+from vae.model import build_model
+from vae.train import Trainer
 
 THREADS = 2  # the whole machine, for both sides (torch's default here)
 MODEL = ModelConfig(image_shape=(28, 28), latent_dim=20, hidden=(400,))

@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import save as st_save
 
 from vae.checkpoint import save_checkpoint
-from vae.model import VAE, ModelConfig
+from vae.config import ModelConfig
+from vae.model import VAE
 
 
 class MarkerPayload:
@@ -97,8 +98,8 @@ def no_metadata(folder: Path) -> Path:
 
 
 def _rewrite(folder: Path, name: str, *, tensors=None, meta_changes=None) -> Path:
-    from safetensors.torch import load
     from safetensors import safe_open
+    from safetensors.torch import load
     src = valid(folder, f"src-{name}")
     with safe_open(str(src), "pt") as f:
         meta = dict(f.metadata())

@@ -16,7 +16,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, require
 
 try:
@@ -28,7 +27,7 @@ VIEWPORT = {"width": 1400, "height": 1000}
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
-# url_path as Streamlit derives it from st.Page("views/<name>.py") in app.py: the file name without
+# url_path as Streamlit derives it from st.Page("app_pages/<name>.py") in app.py: the file name without
 # ".py"; the default page (Latent space) is served at the root.
 # (url path, header the page writes, the title of its closing "explain" expander: the script's last element)
 PAGES = {

@@ -4,12 +4,11 @@ import time
 
 import pytest
 import streamlit as st
+from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO
-
-PAGES = ["views/latent_space.py", "views/interpolate.py", "views/samples.py", "views/compare.py", "views/train.py",
-         "views/replay.py", "views/reproduce.py", "views/your_input.py", "views/estimator_lab.py"]
+PAGES = ["app_pages/latent_space.py", "app_pages/interpolate.py", "app_pages/samples.py", "app_pages/compare.py", "app_pages/train.py",
+         "app_pages/replay.py", "app_pages/reproduce.py", "app_pages/your_input.py", "app_pages/estimator_lab.py"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -136,9 +135,9 @@ def test_compare_shows_metrics_diagnostics_aligned_maps_and_says_why_z_is_not_sh
 
 
 def test_compare_aligns_two_models_of_one_size_links_selection_and_decodes_one_z_through_both(runs_dir):
+    from vae.config import ModelConfig, TrainConfig
     from vae.data import load_dataset
-    from vae.model import ModelConfig
-    from vae.train import TrainConfig, train_run
+    from vae.train import train_run
     data = load_dataset("mnist-5k")
     train_run(runs_dir / "other-z16", data, ModelConfig(image_shape=data.image_shape, latent_dim=16, hidden=(64,)),
               TrainConfig(epochs=2, lr=3e-3))
@@ -170,9 +169,10 @@ def test_replay_animates_the_bundled_runs_snapshots_and_explains_their_absence()
 
 def test_replay_follows_a_run_that_is_still_training(runs_dir):
     import os
+
+    from vae.config import ModelConfig, TrainConfig
     from vae.data import load_dataset
-    from vae.model import ModelConfig
-    from vae.train import TrainConfig, train_run
+    from vae.train import train_run
     data = load_dataset("digits")
     train_run(runs_dir / "replay-live", data, ModelConfig(image_shape=data.image_shape, latent_dim=2, hidden=(32,)),
               TrainConfig(epochs=3))
@@ -252,9 +252,10 @@ def test_train_page_runs_a_job_in_the_background_and_shows_its_curves(runs_dir):
 def odd_runs(runs_dir):
     """A 1-D latent on 8x8 digits, and a checkpoint whose data set is not on this machine."""
     from vae.checkpoint import save_checkpoint
+    from vae.config import ModelConfig, TrainConfig
     from vae.data import load_dataset
-    from vae.model import ModelConfig, build_model
-    from vae.train import TrainConfig, train_run
+    from vae.model import build_model
+    from vae.train import train_run
     digits = load_dataset("digits")
     train_run(runs_dir / "digits-z1", digits, ModelConfig(image_shape=(8, 8), latent_dim=1, hidden=(32,)),
               TrainConfig(epochs=2))
@@ -297,7 +298,7 @@ def test_read_only_mode_hides_training_and_uploads(monkeypatch):
         assert not at.exception
         assert not at.get("file_uploader"), "read-only mode must offer no upload"
         with pytest.raises(ValueError, match="Could not find a navigation page"):
-            at.switch_page("views/train.py").run()  # not in the navigation at all
+            at.switch_page("app_pages/train.py").run()  # not in the navigation at all
     finally:
         monkeypatch.delenv("VAE_READ_ONLY")
         st.cache_resource.clear()
@@ -314,6 +315,7 @@ def test_a_link_opens_the_model_it_names_and_the_url_follows_the_choice():
 
 def test_an_encoding_of_both_splits_finds_images_without_copying_them():
     import numpy as np
+
     from ui.state import Encoding
     train, test = np.arange(3 * 4).reshape(3, 2, 2), 100 + np.arange(2 * 4).reshape(2, 2, 2)
     enc = Encoding(mu=np.zeros((5, 2)), logvar=np.zeros((5, 2)), labels=None, parts=(train, test))

@@ -5,11 +5,10 @@ import time
 
 import pytest
 import streamlit as st
+from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO
-
-PAGE = "views/estimator_lab.py"
+PAGE = "app_pages/estimator_lab.py"
 SMALL = {"lab_batch": 8, "lab_repeats": 4, "lab_l": [1, 4]}  # seconds of work, not the page's defaults
 
 

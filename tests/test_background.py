@@ -10,10 +10,10 @@ import sys
 import time
 
 import pytest
+from conftest import REPO
 
 import vae.derived
 import vae.evaluate
-from conftest import REPO
 from ui.background import BackgroundError, BackgroundWorker, Task
 from vae.background_process import task_line
 from vae.evaluate import read_iw_estimate

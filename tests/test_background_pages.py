@@ -6,15 +6,15 @@ import time
 
 import pytest
 import streamlit as st
+from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
+import ui.state
 import vae.diagnostics
 import vae.estimators
 import vae.evaluate
 import vae.explore
 import vae.inputs
-import ui.state
-from conftest import REPO
 
 SMALL_LAB = {"lab_batch": 8, "lab_repeats": 4, "lab_l": [1, 4]}
 
@@ -67,7 +67,7 @@ def titles(at) -> list[str]:
 
 
 def test_the_labs_cells_arrive_from_the_background_with_progress_and_a_second_visit_is_instant(fresh_runs):
-    at = open_page("views/estimator_lab.py", **SMALL_LAB)
+    at = open_page("app_pages/estimator_lab.py", **SMALL_LAB)
     progress = [el.proto.text for el in at.get("progress")]
     assert progress and "of 2 values of L done" in progress[0]  # shown while the process measures
     measured = lambda at: any(m.value.startswith("**Measured:**") for m in at.markdown) and not at.get("progress")
@@ -75,12 +75,12 @@ def test_the_labs_cells_arrive_from_the_background_with_progress_and_a_second_vi
     table = at.dataframe[0].value
     assert sorted(zip(table["estimator"], table["L"])) == [("A", 1), ("A", 4), ("B", 1), ("B", 4)]
     assert len(list((fresh_runs / "cache").glob("*/estimator-cell-trained-b8-r4-L*-s0.json"))) == 2
-    again = open_page("views/estimator_lab.py", **SMALL_LAB)  # another session: read from the cache at once
+    again = open_page("app_pages/estimator_lab.py", **SMALL_LAB)  # another session: read from the cache at once
     assert measured(again) and again.dataframe[0].value.equals(table)
 
 
 def test_umap_and_the_iw_curve_arrive_from_the_background(fresh_runs):
-    at = open_page("views/latent_space.py", model_key="asset:mnist-5k-z16.safetensors", map_method="umap")
+    at = open_page("app_pages/latent_space.py", model_key="asset:mnist-5k-z16.safetensors", map_method="umap")
     computing = lambda at: any("UMAP is being computed in the background" in i.value for i in at.info)
     iw_gain = lambda at: next(m.value for m in at.metric if m.label == "IW gain at K=5000")
     assert computing(at) and iw_gain(at) == "computing…"
@@ -92,7 +92,7 @@ def test_umap_and_the_iw_curve_arrive_from_the_background(fresh_runs):
 
 @pytest.mark.slow  # Compare draws two models' maps and diagnostics on every rerun
 def test_compares_iw_column_arrives_from_the_background(fresh_runs):
-    at = open_page("views/compare.py")
+    at = open_page("app_pages/compare.py")
     column = next(c for c in at.dataframe[0].value.columns if c.startswith("IW log-lik."))
     assert at.dataframe[0].value[column].isna().all()
     rerun_until(at, lambda at: not at.dataframe[0].value[column].isna().any())
@@ -100,7 +100,7 @@ def test_compares_iw_column_arrives_from_the_background(fresh_runs):
 
 
 def test_your_input_has_its_reference_likelihoods_made_in_the_background_before_anything_is_drawn(fresh_runs):
-    at = open_page("views/your_input.py")
+    at = open_page("app_pages/your_input.py")
     assert not at.error
     deadline = time.monotonic() + 120
     while not list((fresh_runs / "cache").glob("*/iw-reference-300-0-k100.json")):

@@ -16,11 +16,22 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 # app, browser, chromium and page are fixtures: importing them is what makes pytest find them here
-from browser_support import (PAGES, VIEWPORT, app, assert_no_errors, browser, chromium,  # noqa: F401
-                             open_page, page, running_app, wait_for_images, wait_for_plots)
+from browser_support import (  # noqa: F401
+    PAGES,
+    VIEWPORT,
+    app,
+    assert_no_errors,
+    browser,
+    chromium,
+    open_page,
+    page,
+    running_app,
+    wait_for_images,
+    wait_for_plots,
+)
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.browser
 
@@ -260,7 +271,7 @@ def test_lasso_on_the_webgl_map_shows_originals_and_reconstructions(page, app):
 
 # -- e. a deep link is the first request a fresh server sees -----------------------------------
 @pytest.mark.slow
-# (This is why the page files live in views/: a folder named pages/ beside app.py put Streamlit in
+# (This is why the page files live in app_pages/: a folder named pages/ beside app.py put Streamlit in
 # its legacy multipage mode until the first st.navigation() call of the process.)
 def test_a_deep_link_opened_first_on_a_fresh_server_runs_app_py(browser, tmp_path):
     with running_app(tmp_path) as server:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from vae import bundle, derived
 from vae.checkpoint import load_checkpoint
 from vae.evaluate import checkpoint_dataset
-from vae.explore import cache_dir
+from vae.storage import cache_dir
 
 ASSETS = sorted((REPO / "assets").glob("*.safetensors"))
 

@@ -2,12 +2,12 @@
 import errno
 import os
 
+import broken_files as bf
 import pytest
 import torch
 
-import broken_files as bf
-from vae.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
-from vae.model import VAE, ModelConfig
+from vae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from vae.storage import atomic_write_bytes
 
 
 def test_round_trip_rebuilds_the_same_model_and_metadata(tmp_path):

@@ -5,9 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import broken_files as bf
 import pytest
 
-import broken_files as bf
 from vae.precision import format_bound
 
 REPO = Path(__file__).resolve().parents[1]

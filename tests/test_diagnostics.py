@@ -1,12 +1,20 @@
 """Diagnostics: the IW curve, collapse warnings, KL over training and the aggregate posterior."""
 import numpy as np
 import pytest
+from conftest import REPO
 
 from vae.checkpoint import load_checkpoint
 from vae.data import load_dataset
-from vae.diagnostics import (aggregate_posterior, cached_iw_curve, collapse_warning, collapsed_dims, iw_curve,
-                             kl_history, marginal_density, unit_activity)
-from conftest import REPO
+from vae.diagnostics import (
+    aggregate_posterior,
+    cached_iw_curve,
+    collapse_warning,
+    collapsed_dims,
+    iw_curve,
+    kl_history,
+    marginal_density,
+    unit_activity,
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +46,8 @@ def test_the_iw_curve_is_cached_per_checkpoint(tmp_path, z16, x_test):
 
 
 def test_the_compare_pages_iw_estimate_is_cached_and_a_wrong_file_is_recomputed(tmp_path, z16):
-    from vae.evaluate import cached_iw_estimate, evaluate_model, iw_estimate_path, read_iw_estimate
+    from vae.evaluate import cached_iw_estimate, evaluate_model, read_iw_estimate
+    from vae.storage import iw_estimate_path
     data = load_dataset("mnist-5k")
     assert read_iw_estimate(tmp_path, z16.sha256, 20, 10) is None  # nothing yet, and nothing computed
     value = cached_iw_estimate(tmp_path, z16, data, 20, 10)

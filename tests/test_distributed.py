@@ -6,8 +6,8 @@ import sys
 
 import pytest
 import torch
-
 from conftest import REPO
+
 from vae.checkpoint import load_checkpoint
 from vae.distributed import DistContext
 from vae.runs import read_metrics

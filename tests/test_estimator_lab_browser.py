@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 
 # app, browser, chromium and page are fixtures: importing them is what makes pytest find them here
-from browser_support import (app, assert_no_errors, browser, chromium, open_page, page,  # noqa: F401
-                             wait_for_plots)
+from browser_support import app, assert_no_errors, browser, chromium, open_page, page, wait_for_plots  # noqa: F401
 from test_browser import screenshot
 
 pytestmark = pytest.mark.browser

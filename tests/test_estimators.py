@@ -1,13 +1,20 @@
 """vae.estimators: gradient variance and ELBO spread of SGVB estimators A (eq. 6) and B (eq. 7) against L."""
 import pytest
 import torch
-
 from conftest import REPO
+
 from vae.checkpoint import load_checkpoint
-from vae.estimators import (check_study, estimator_study, study_batch, study_cell, summary_sentence, untrained_like,
-                            variance_slope)
+from vae.config import ConfigError
+from vae.estimators import (
+    check_study,
+    estimator_study,
+    study_batch,
+    study_cell,
+    summary_sentence,
+    untrained_like,
+    variance_slope,
+)
 from vae.evaluate import checkpoint_dataset
-from vae.model import ConfigError
 
 L_VALUES = (1, 4, 16)
 REPEATS = 8

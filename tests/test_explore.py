@@ -1,12 +1,23 @@
 """What the pages draw: paths, grids, traversals, projections and their on-disk cache, image tiles."""
 import numpy as np
 import pytest
+from conftest import REPO
 from scipy.stats import norm
 
 from vae.checkpoint import load_checkpoint
-from vae.explore import (cached_projection, decode, dims_by_kl, interpolate, manifold_grid, pca_with_path,
-                         prior_samples, project, tile, traversals, upscale)
-from conftest import REPO
+from vae.explore import (
+    cached_projection,
+    decode,
+    dims_by_kl,
+    interpolate,
+    manifold_grid,
+    pca_with_path,
+    prior_samples,
+    project,
+    tile,
+    traversals,
+    upscale,
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,19 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from browser_support import (  # noqa: F401
+    PAGES,
+    app,
+    assert_no_errors,
+    browser,
+    chromium,
+    open_page,
+    page,
+    wait_for_images,
+    wait_for_plots,
+)
 from PIL import Image
 from playwright.sync_api import expect
-
-from browser_support import (PAGES, app, assert_no_errors, browser, chromium,  # noqa: F401
-                             open_page, page, wait_for_images, wait_for_plots)
 from test_browser import screenshot
 
 pytestmark = pytest.mark.browser

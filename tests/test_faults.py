@@ -8,13 +8,13 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO
+
 from vae.checkpoint import load_checkpoint, load_resume_state
+from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
-from vae.model import ModelConfig
 from vae.runs import read_metrics
-from vae.train import TrainConfig, train_run
+from vae.train import train_run
 
 
 def start_training(out, epochs=40):

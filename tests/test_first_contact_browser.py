@@ -5,9 +5,9 @@ import os
 from pathlib import Path
 
 import pytest
-
 from browser_support import PAGES, VIEWPORT, browser, chromium, running_app, wait_for_images, wait_for_plots  # noqa: F401
 from conftest import REPO
+
 from vae.bundle import MANIFEST, derived_dir
 from vae.checkpoint import load_checkpoint
 

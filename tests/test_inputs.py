@@ -7,14 +7,24 @@ import io
 
 import numpy as np
 import pytest
+from conftest import REPO
 from PIL import Image
 
-from conftest import REPO
 from ui.canvas import png_from_data_url
 from vae.checkpoint import load_checkpoint
 from vae.data import load_dataset
-from vae.inputs import (MAX_SIDE, InputError, iw_log_likelihoods, map_with_input, ood_score, posterior_ellipse,
-                        prepare_input, read_image, reference_images, verdict)
+from vae.inputs import (
+    MAX_SIDE,
+    InputError,
+    iw_log_likelihoods,
+    map_with_input,
+    ood_score,
+    posterior_ellipse,
+    prepare_input,
+    read_image,
+    reference_images,
+    verdict,
+)
 
 K = 50  # importance samples: enough to separate digits from noise, cheap on one thread
 

@@ -9,11 +9,11 @@ import threading
 import time
 
 import pytest
+from conftest import REPO
 
+from vae.config import TrainConfig
 from vae.jobs import JobRegistry, JobSpec
 from vae.runs import RunError
-from vae.train import TrainConfig
-from conftest import REPO
 
 
 def spec(name, epochs=2, resume=False, **kw):

@@ -114,7 +114,7 @@ def upstream_disconnect_race(record: str) -> bool:
     traceback. Its `finally` still disconnects the session. Nothing of ours may appear in the record."""
     return ("starlette/websockets.py" in record and "_websocket_endpoint" in record
             and "WebSocketDisconnected" in record
-            and not re.search(r"/(views|ui|vae)/|app\.py", record))
+            and not re.search(r"/(app_pages|ui|vae)/|app\.py", record))
 
 
 # -- the command-line baseline ----------------------------------------------------------------

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from vae.model import VAE, ConfigError, ModelConfig, elbo_parts, gaussian_kl_per_dim, iw_log_likelihood, log_normal
+from vae.config import ConfigError, ModelConfig
+from vae.model import VAE, elbo_parts, gaussian_kl_per_dim, iw_log_likelihood, log_normal
 
 
 def small_model(**kw) -> VAE:

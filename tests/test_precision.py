@@ -8,10 +8,11 @@ import torch
 
 from vae.checkpoint import load_checkpoint
 from vae.data import load_dataset
-from vae.evaluate import cached_iw_estimate, evaluate_model, evaluation_inputs, iw_estimate_path, read_iw_estimate
+from vae.evaluate import cached_iw_estimate, evaluate_model, evaluation_inputs, read_iw_estimate
 from vae.metrics import evaluate_elbo, iw_estimate
 from vae.model import elbo_parts
 from vae.precision import FIXED_DECIMALS, format_bound, round_bound, se_decimals
+from vae.storage import iw_estimate_path
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 

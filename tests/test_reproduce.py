@@ -8,13 +8,13 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO
 from PIL import Image
 
-from conftest import REPO
 from vae import reproduce as rp
+from vae.config import ConfigError, ModelConfig
 from vae.data import load_dataset
 from vae.jobs import JobRegistry
-from vae.model import ConfigError, ModelConfig
 from vae.runs import RunDir, RunError, list_runs
 from vae.train import train_run
 
@@ -242,6 +242,7 @@ def test_full_mnist_one_epoch_per_size_on_the_paper_preset(tmp_path, mnist_dir):
 
 def test_a_manifest_naming_runs_outside_the_runs_folder_is_ignored(tmp_path):
     import json as _json
+
     from vae.reproduce import read_manifest
     good = {"name": "fig2-x", "figure": "fig2", "dataset": "digits", "preset": "paper", "binarize": "none",
             "sizes": {"2": {"run": "fig2-x-nz2"}}}

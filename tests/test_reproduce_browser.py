@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 # app, browser, chromium and page are fixtures: importing them is what makes pytest find them here
-from browser_support import (app, assert_no_errors, browser, chromium, open_page, page,  # noqa: F401
-                             wait_for_images, wait_for_plots)
+from browser_support import app, assert_no_errors, browser, chromium, open_page, page, wait_for_images, wait_for_plots  # noqa: F401
+
 from vae import reproduce as rp
+from vae.config import ModelConfig
 from vae.data import load_dataset
-from vae.model import ModelConfig
 from vae.train import train_run
 
 pytestmark = pytest.mark.browser

@@ -25,11 +25,29 @@ from pathlib import Path
 import pytest
 
 # browser and chromium are fixtures: importing them is what makes pytest find them here
-from browser_support import (VIEWPORT, App, _free_port, assert_no_errors, browser, chromium,  # noqa: F401
-                             open_page, wait_for_images, wait_for_plots)
+from browser_support import (  # noqa: F401
+    VIEWPORT,
+    App,
+    _free_port,
+    assert_no_errors,
+    browser,
+    chromium,
+    open_page,
+    wait_for_images,
+    wait_for_plots,
+)
 from conftest import REPO, require
-from vae.serve import (COOKIE, SECRET_FILE, ServeError, cookie_secret, find_nginx, nginx_conf, parse_upstream,
-                       settings_from)
+
+from vae.serve import (
+    COOKIE,
+    SECRET_FILE,
+    ServeError,
+    cookie_secret,
+    find_nginx,
+    nginx_conf,
+    parse_upstream,
+    settings_from,
+)
 
 SIDEBAR = '[data-testid="stSidebar"]'
 SETTLED = """() => document.querySelectorAll('[data-stale="true"]').length === 0"""

@@ -2,13 +2,12 @@
 import numpy as np
 import pytest
 
-from vae.align import aligned_maps, align_sequence, align_to, procrustes
+from vae.align import align_sequence, align_to, aligned_maps, plane, procrustes
+from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
-from vae.model import ModelConfig
 from vae.runs import read_metrics
-from vae.align import plane
 from vae.snapshots import PROBE_POINTS, SHOWN, SnapshotError, load_snapshots, read_snapshot, snapshot_dir
-from vae.train import TrainConfig, train_run
+from vae.train import train_run
 
 
 @pytest.fixture(scope="module")

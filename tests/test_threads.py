@@ -12,10 +12,10 @@ from conftest import require
 
 import vae.train
 from vae.checkpoint import load_checkpoint
+from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
-from vae.model import ModelConfig
 from vae.threads import ThreadChooser, candidate_counts, pick
-from vae.train import TrainConfig, train_run
+from vae.train import train_run
 
 
 def drive(chooser, cost, steps, samples=128):

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from vae.checkpoint import load_checkpoint
+from vae.config import ConfigError, ModelConfig, TrainConfig
 from vae.data import load_dataset
-from vae.model import ConfigError, ModelConfig
 from vae.runs import RunError, read_metrics
-from vae.train import TrainConfig, train_run
+from vae.train import train_run
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,11 @@ import re
 import shutil
 import time
 
+import broken_files
 import pytest
 
-import broken_files
 # app, browser, chromium and page are fixtures: importing them is what makes pytest find them here
-from browser_support import (VIEWPORT, app, browser, chromium, open_page, page,  # noqa: F401
-                             wait_for_images, wait_for_plots)
+from browser_support import VIEWPORT, app, browser, chromium, open_page, page, wait_for_images, wait_for_plots  # noqa: F401
 from conftest import REPO
 
 pytestmark = pytest.mark.browser

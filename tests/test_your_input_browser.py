@@ -5,15 +5,25 @@ but disables uploads.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
-from PIL import Image
 
 # app, browser, chromium and page are fixtures: importing them is what makes pytest find them here
-from browser_support import (VIEWPORT, app, assert_no_errors, browser, chromium, open_page, page,  # noqa: F401
-                             running_app, wait_for_images, wait_for_plots)
+from browser_support import (  # noqa: F401
+    VIEWPORT,
+    app,
+    assert_no_errors,
+    browser,
+    chromium,
+    open_page,
+    page,
+    running_app,
+    wait_for_images,
+    wait_for_plots,
+)
+from PIL import Image
 from test_browser import screenshot
+
 from ui.input_figures import INPUT_NAME
 from vae.data import load_dataset
 

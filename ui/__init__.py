@@ -1,4 +1,4 @@
-"""Streamlit helpers shared by the pages (views/). vae/ holds the numbers; this package lays them out.
+"""Streamlit helpers shared by the pages (app_pages/). vae/ holds the numbers; this package lays them out.
 
 pandas is imported here, once, before any page code runs. Plotly's validators look pandas up in
 sys.modules without importing it, so a session building a figure while another session's thread is

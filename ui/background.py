@@ -26,8 +26,8 @@ from pathlib import Path
 import streamlit as st
 
 from vae.background_process import task_line
-from vae.job_process import child_env, death_sentence
 from vae.checkpoint import Checkpoint
+from vae.job_process import child_env, death_sentence
 
 from . import state
 

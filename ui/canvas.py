@@ -10,7 +10,6 @@ import base64
 import binascii
 import functools
 
-
 from vae.inputs import MAX_BYTES, InputError
 
 SIDE = 280  # canvas pixels: ten times MNIST's 28, so a finger or a mouse can draw comfortably

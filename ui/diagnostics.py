@@ -12,11 +12,23 @@ import streamlit as st
 from vae.checkpoint import Checkpoint
 from vae.data import DataError
 from vae.derived import IW_CURVE_POINTS
-from vae.diagnostics import (COLLAPSE_KL, IW_KS, IWCurve, aggregate_posterior, collapse_warning, collapsed_dims,
-                             iw_curve_path, kl_history, marginal_density, prior_density, read_iw_curve, unit_activity)
+from vae.diagnostics import (
+    COLLAPSE_KL,
+    IW_KS,
+    IWCurve,
+    aggregate_posterior,
+    collapse_warning,
+    collapsed_dims,
+    kl_history,
+    marginal_density,
+    prior_density,
+    read_iw_curve,
+    unit_activity,
+)
 from vae.explore import dims_by_kl
 from vae.metrics import ACTIVE_UNIT_THRESHOLD, kl_per_dim
 from vae.precision import FIXED_DECIMALS, format_bound
+from vae.storage import iw_curve_path
 
 from . import state
 from .background import cached_or_pending, rerun_when_done, task

@@ -1,4 +1,4 @@
-"""Teaching notes: short, correct explanations that sit beside the views, collapsed until asked for.
+"""Teaching notes: short, correct explanations that sit beside the pages, collapsed until asked for.
 
 Equation numbers are those of Kingma & Welling, *Auto-Encoding Variational Bayes* (arXiv:1312.6114).
 """

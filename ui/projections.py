@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from vae.checkpoint import Checkpoint
-from vae.explore import cache_dir, cached_projection
+from vae.explore import cached_projection
+from vae.storage import projection_path
 
 from . import state
 from .background import rerun_when_done, resubmit, task, worker
@@ -17,8 +18,7 @@ NAMES = {"latent": "the latent itself", "pca": "PCA", "umap": "UMAP", "tsne": "t
 
 
 def _is_cached(ck: Checkpoint, mu: np.ndarray, method: str, split: str) -> bool:
-    folder = cache_dir(state.settings().runs_root, ck.sha256)
-    return (folder / f"projection-{method}-{split}-{len(mu)}-0.npz").exists()
+    return projection_path(state.settings().runs_root, ck.sha256, method, split, len(mu)).exists()
 
 
 def projection_or_pca(ck: Checkpoint, enc, method: str, split: str):

@@ -8,12 +8,12 @@ import time
 import numpy as np
 import streamlit as st
 
-from vae.checkpoint import Checkpoint, CheckpointError, atomic_write_bytes
+from vae.checkpoint import Checkpoint, CheckpointError
+from vae.config import ConfigError, TrainConfig, parse_hidden
 from vae.data import BUILTIN_DATASETS, DataError, available_datasets, load_user_data
 from vae.jobs import ACTIVE, Job, JobSpec, SharedJob
-from vae.model import ConfigError, parse_hidden
 from vae.runs import RunError, read_metrics
-from vae.train import TrainConfig
+from vae.storage import atomic_write_bytes
 
 from . import state
 from .figures import training_curves

@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def _hidden(text: str) -> tuple[int, ...]:
-    from .model import ConfigError, parse_hidden
+    from .config import ConfigError, parse_hidden
     try:
         return parse_hidden(text)
     except ConfigError as err:
@@ -151,8 +151,7 @@ def _add_serve(sub) -> None:
 
 
 def _configs(args):
-    from .presets import PRESETS
-    from .train import TrainConfig
+    from .config import PRESETS, TrainConfig
 
     preset = PRESETS[args.preset]
     model_kw = dict(preset["model"])
@@ -172,8 +171,8 @@ def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from . import distributed
+    from .config import ModelConfig
     from .data import load_dataset
-    from .model import ModelConfig
     from .train import resolve_device, train_run
 
     model_kw, train_config = _configs(args)
@@ -227,7 +226,6 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     from .evaluate import evaluate_checkpoint
-
     from .precision import format_bound
 
     report = evaluate_checkpoint(args.path, iw_samples=args.iw_samples, max_points=args.max_points,
@@ -262,8 +260,8 @@ def cmd_datasets(args) -> int:
 def cmd_reproduce(args) -> int:
     from tqdm import tqdm
 
+    from .config import ConfigError, ModelConfig
     from .data import load_dataset
-    from .model import ConfigError, ModelConfig
     from .reproduce import MANIFEST, Plan, reproduction_dir, run_plan, write_manifold_png, write_series_csv
     from .train import train_run
 
@@ -351,8 +349,8 @@ def cmd_serve(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     from .bundle import BundleError
     from .checkpoint import CheckpointError
+    from .config import ConfigError
     from .data import DataError
-    from .model import ConfigError
     from .runs import RunError
 
     args = build_parser().parse_args(argv)

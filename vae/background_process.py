@@ -87,9 +87,9 @@ def _load_checkpoint(path: Path, sha256: str):
 def run_task(message: dict, loaded: Loaded) -> dict:
     """Do one task line's work; the answer line (never raises)."""
     from .checkpoint import CheckpointError
+    from .config import ConfigError
     from .data import DataError
     from .derived import TASKS
-    from .model import ConfigError
     task_id = message.get("id")
     try:
         fn = TASKS.get(message.get("task"))

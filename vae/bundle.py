@@ -19,8 +19,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .checkpoint import atomic_write_bytes, load_checkpoint
-from .explore import cache_dir
+from .checkpoint import load_checkpoint
+from .storage import atomic_write_bytes, cache_dir
 
 DERIVED = ".derived"  # assets/NAME.derived/
 SNAPSHOTS = ".snapshots"  # assets/NAME.snapshots/

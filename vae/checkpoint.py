@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +22,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .model import VAE, ConfigError, ModelConfig
+from .config import ConfigError, ModelConfig
+from .model import VAE
+from .storage import atomic_write_bytes
 
 FORMAT = "vae-explorer-checkpoint"
 FORMAT_VERSION = "1"
@@ -74,32 +75,6 @@ def _thin_kl(records: list[dict], keep: int = MAX_KL_RECORDS) -> list[dict]:
     kept = {with_kl[int(round(j))] for j in np.linspace(0, len(with_kl) - 1, keep)}
     return [r if i in kept or "kl_per_dim" not in r else {k: v for k, v in r.items() if k != "kl_per_dim"}
             for i, r in enumerate(records)]
-
-
-# -- atomic writes ------------------------------------------------------------------------
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so that a reader (or a crash) sees the old file or the new one, never half.
-
-    Temp file in the same folder, fsync, os.replace, then fsync the folder so the rename itself is durable.
-    On any error (disk full, no permission) the temp file is removed and the old file is untouched.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is an ordinary readable file
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _json_metadata(**items) -> dict[str, str]:

@@ -8,27 +8,26 @@ strings), since that is how a task reaches the background process.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from .checkpoint import Checkpoint
+from .config import ConfigError
 from .data import Dataset
 from .diagnostics import IW_KS, IWCurve, cached_iw_curve
 from .estimators import DEFAULT_L_VALUES, cached_study_cell
 from .evaluate import cached_iw_estimate, evaluation_inputs
-from .explore import cache_dir, cached_projection, read_json_cache, write_json_cache
+from .explore import cached_projection
 from .inputs import iw_log_likelihoods, reference_images
 from .metrics import posterior_stats
-from .model import ConfigError
+from .storage import read_json_cache, reference_path, write_json_cache
 
 SPLITS = ("test", "train", "all")
 REFERENCE_IMAGES = 300  # test images a drawn input is ranked against (Your input)
 # The pages' default settings, for `page_defaults` (a bundled model ships what they ask for on a first visit).
 IW_CURVE_POINTS = 100  # test images for the diagnostics' IW curve: K = 5000 on each takes seconds on one core
 LAB_DEFAULTS = {"weights": "trained", "batch": 32, "repeats": 16, "seed": 0}  # and every L of DEFAULT_L_VALUES
-COMPARE_DEFAULTS = {"n_points": 500, "k": 100}  # views/compare.py's sliders start here
-YOUR_INPUT_K = 100  # views/your_input.py's slider starts here
+COMPARE_DEFAULTS = {"n_points": 500, "k": 100}  # app_pages/compare.py's sliders start here
+YOUR_INPUT_K = 100  # app_pages/your_input.py's slider starts here
 
 
 def split_images(data: Dataset, split: str) -> list[np.ndarray]:
@@ -64,8 +63,7 @@ def cache_estimator_cell(runs_root, checkpoint: Checkpoint, data: Dataset, *, we
                              n_samples=n_samples, seed=seed)
 
 
-def reference_path(runs_root, sha256: str, k: int, n: int = REFERENCE_IMAGES, seed: int = 0) -> Path:
-    return cache_dir(runs_root, sha256) / f"iw-reference-{n}-{seed}-k{k}.json"
+
 
 
 def read_reference_log_likelihoods(runs_root, sha256: str, k: int, n: int = REFERENCE_IMAGES) -> np.ndarray | None:

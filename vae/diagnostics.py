@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .explore import cache_dir, read_json_cache, write_json_cache
 from .metrics import as_tensor
 from .model import VAE, elbo_parts, log_weight_chunks
+from .storage import iw_curve_path, read_json_cache, write_json_cache
 
 COLLAPSE_KL = 0.01  # nats: below this a dimension says (almost) nothing about x
 IW_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -102,11 +102,6 @@ def iw_curve(model: VAE, x, ks=IW_KS, *, seed: int = 0, batch_size: int = 10) ->
     se = table.std(0) / math.sqrt(table.shape[0]) if table.shape[0] > 1 else torch.zeros(len(ks))
     return IWCurve(ks=ks, iw=table.mean(0).tolist(), iw_se=se.tolist(), elbo=float(torch.cat(elbos).mean()),
                    n_points=int(table.shape[0]))
-
-
-def iw_curve_path(runs_root, sha256: str, n_points: int, ks=IW_KS, seed: int = 0) -> Path:
-    ks_tag = "-".join(str(k) for k in sorted({int(k) for k in ks}))
-    return cache_dir(runs_root, sha256) / f"iw-curve-{n_points}-{seed}-k{ks_tag}.json"
 
 
 def read_iw_curve(path: Path) -> IWCurve | None:

@@ -19,18 +19,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
 from .checkpoint import Checkpoint
+from .config import ESTIMATORS, ConfigError, ModelConfig, TrainConfig
 from .data import Dataset
-from .explore import cache_dir, read_json_cache, write_json_cache
 from .metrics import as_tensor
-from .model import ESTIMATORS, VAE, ConfigError, ModelConfig, build_model, elbo_parts
-from .train import TrainConfig, test_inputs
+from .model import VAE, build_model, elbo_parts
+from .storage import read_json_cache, study_cell_path, write_json_cache
+from .train import test_inputs
 
 DEFAULT_L_VALUES = (1, 2, 5, 10, 20, 50, 100)
 MAX_L = 1000  # the trainer's own limit on samples per datapoint
@@ -161,9 +161,7 @@ def estimator_study(model: VAE, x, *, l_values=DEFAULT_L_VALUES, repeats: int = 
 STUDY_WEIGHTS = ("trained", "initial")  # the checkpoint's weights, or `untrained_like` it
 
 
-def study_cell_path(runs_root, sha256: str, *, weights: str, batch: int, repeats: int, n_samples: int,
-                    seed: int = 0) -> Path:
-    return cache_dir(runs_root, sha256) / f"estimator-cell-{weights}-b{batch}-r{repeats}-L{n_samples}-s{seed}.json"
+
 
 
 def read_study_cell(runs_root, sha256: str, **settings) -> list[dict] | None:

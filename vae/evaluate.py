@@ -6,11 +6,12 @@ from pathlib import Path
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
+from .config import TrainConfig
 from .data import BUILTIN_DATASETS, DataError, Dataset, load_dataset, load_user_data
-from .explore import cache_dir, read_json_cache, write_json_cache
 from .metrics import EVAL_DRAWS, active_units, bits_per_dim, evaluate_elbo, iw_estimate, kl_per_dim, posterior_stats
 from .precision import FIXED_DECIMALS, round_bound, se_decimals
-from .train import TrainConfig, resolve_device, test_inputs
+from .storage import iw_estimate_path, read_json_cache, write_json_cache
+from .train import resolve_device, test_inputs
 
 
 def checkpoint_dataset(checkpoint: Checkpoint, data_dir=None) -> Dataset:
@@ -97,8 +98,7 @@ def rounded_iw(estimate: dict) -> dict:
     return {"iw_log_likelihood": value, "iw_log_likelihood_se": se}
 
 
-def iw_estimate_path(runs_root, sha256: str, n_points: int, k: int, seed: int = 0) -> Path:
-    return cache_dir(runs_root, sha256) / f"iw-mean-{n_points}-{seed}-k{k}.json"
+
 
 
 def read_iw_estimate(runs_root, sha256: str, n_points: int, k: int) -> dict | None:

@@ -6,17 +6,11 @@ them into one readable picture (nearest-neighbour, never a blur).
 """
 from __future__ import annotations
 
-import io
-import json
-import os
-import zipfile
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write_bytes
 from .model import VAE
+from .storage import projection_path, read_array_cache, write_array_cache
 
 PROJECTIONS = ("latent", "pca", "umap", "tsne")
 SUBSAMPLE = {"umap": 20_000, "tsne": 5_000}  # slow methods run on a fixed, seeded subsample
@@ -150,45 +144,14 @@ def pca_with_path(mu: np.ndarray, path: np.ndarray, *, seed: int = 0) -> tuple[n
     return pca.transform(mu).astype(np.float32), pca.transform(path).astype(np.float32)
 
 
-def cache_dir(runs_root: str | os.PathLike, sha256: str) -> Path:
-    """Derived results of one checkpoint: `<runs>/cache/<sha256>/` (DESIGN.md: keyed by the file's hash)."""
-    return Path(runs_root) / "cache" / sha256
-
-
-def read_json_cache(path: Path):
-    """A value cached as JSON, or None when there is none; a damaged file is removed (recomputed, never
-    trusted)."""
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        path.unlink(missing_ok=True)
-        return None
-
-
-def write_json_cache(path: Path, value) -> None:
-    """Keep `value` as JSON (numbers only, never code) at `path`, written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, json.dumps(value).encode())
-
-
 def cached_projection(runs_root, sha256: str, mu: np.ndarray, method: str, *, split: str = "test",
                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """`project`, remembered on disk so UMAP and t-SNE run once per checkpoint, ever."""
-    folder = cache_dir(runs_root, sha256)
-    path = folder / f"projection-{method}-{split}-{len(mu)}-{seed}.npz"
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                return f["coords"], f["index"]
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            path.unlink(missing_ok=True)  # a damaged cache entry is recomputed, never trusted
+    path = projection_path(runs_root, sha256, method, split, len(mu), seed)
+    if (cached := read_array_cache(path, "coords", "index")) is not None:
+        return cached
     coords, index = project(mu, method, seed=seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, coords=coords, index=index)
-    atomic_write_bytes(path, buffer.getvalue())
+    write_array_cache(path, coords=coords, index=index)
     return coords, index
 
 

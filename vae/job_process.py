@@ -84,10 +84,10 @@ def run_job(job: dict, send, stop: threading.Event) -> tuple[str, str]:
     """Train the job, calling `send(message)` after each event; returns (state, sentence)."""
     import torch
 
+    from .config import ConfigError, ModelConfig, TrainConfig
     from .data import DataError, load_dataset
-    from .model import ConfigError, ModelConfig
     from .runs import RunError
-    from .train import TrainConfig, train_run
+    from .train import train_run
 
     threads = job_threads(job["threads"])
     if threads is not None:

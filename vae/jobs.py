@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import TrainConfig
 from .job_process import child_env, death_sentence, decode_images, job_line
 from .job_queue import Held, SharedJob, SharedQueue
 from .runs import RunError, open_run_dir, validate_run_name
-from .train import TrainConfig
 
 ACTIVE = ("queued", "running")
 POLL_S = 0.2  # how often the supervising thread looks at the Stop button while the child is quiet

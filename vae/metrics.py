@@ -11,7 +11,8 @@ import math
 import numpy as np
 import torch
 
-from .model import ESTIMATORS, VAE, ConfigError, gaussian_kl_per_dim, log_normal, log_weight_chunks
+from .config import ESTIMATORS, ConfigError
+from .model import VAE, gaussian_kl_per_dim, log_normal, log_weight_chunks
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2015): a unit is active when Cov_x(E_q[z_d]) > 0.01
 

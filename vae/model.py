@@ -12,85 +12,15 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-ARCHS = ("mlp", "conv")
-ACTIVATIONS = ("relu", "tanh")
-LIKELIHOODS = ("bernoulli", "gaussian")
-ESTIMATORS = ("A", "B")
+from .config import ESTIMATORS, ConfigError, ModelConfig
+
 LOG_2PI = math.log(2 * math.pi)
-
-
-class ConfigError(ValueError):
-    """A model or training configuration that cannot be built; the message is one sentence."""
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    image_shape: tuple[int, int]
-    latent_dim: int = 2
-    arch: Literal["mlp", "conv"] = "mlp"
-    hidden: tuple[int, ...] = (400,)  # mlp: hidden widths, mirrored in the decoder
-    activation: Literal["relu", "tanh"] = "relu"
-    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
-    gaussian_std: float | None = None  # gaussian decoder: None learns log sigma^2 per pixel (appendix C.2), else fixed
-    init_std: float | None = None  # None: PyTorch's default init; the paper preset draws every parameter from N(0, 0.01^2)
-
-    def __post_init__(self):
-        # Coerce JSON lists back to tuples so a config read from a checkpoint compares equal.
-        object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
-        object.__setattr__(self, "hidden", tuple(int(v) for v in self.hidden))
-        self.validate()
-
-    def validate(self) -> None:
-        h, w = self.image_shape if len(self.image_shape) == 2 else (0, 0)
-        checks = [
-            (len(self.image_shape) == 2 and h > 0 and w > 0, f"image_shape must be (height, width), got {self.image_shape}"),
-            (1 <= self.latent_dim <= 1024, f"latent size must be between 1 and 1024, got {self.latent_dim}"),
-            (self.arch in ARCHS, f"architecture must be one of {', '.join(ARCHS)}, got {self.arch!r}"),
-            (len(self.hidden) >= 1 and all(1 <= n <= 8192 for n in self.hidden),
-             f"hidden sizes must be one or more widths between 1 and 8192, got {list(self.hidden)}"),
-            (self.activation in ACTIVATIONS, f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"),
-            (self.likelihood in LIKELIHOODS, f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}"),
-            (self.gaussian_std is None or self.gaussian_std > 0, f"gaussian_std must be positive, got {self.gaussian_std}"),
-            (self.init_std is None or self.init_std > 0, f"init_std must be positive, got {self.init_std}"),
-            (self.arch != "conv" or (h % 4 == 0 and w % 4 == 0),
-             f"the conv architecture needs image sides divisible by 4, got {h}x{w}; use --arch mlp"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message + ".")
-
-    @property
-    def n_pixels(self) -> int:
-        return self.image_shape[0] * self.image_shape[1]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown model config fields: {', '.join(sorted(unknown))}.")
-        return cls(**data)
-
-
-def parse_hidden(text: str) -> tuple[int, ...]:
-    """Hidden widths written as "500" or "512,256" (command line and Train page alike)."""
-    try:
-        sizes = tuple(int(v) for v in str(text).replace(" ", "").split(",") if v)
-    except ValueError:
-        raise ConfigError(f"hidden sizes are widths separated by commas, like 500 or 512,256; got {text!r}.") from None
-    if not sizes:
-        raise ConfigError("hidden sizes need at least one width, like 500 or 512,256.")
-    return sizes
 
 
 @dataclass

@@ -24,14 +24,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
+from .config import BINARIZE, PRESETS, ConfigError, TrainConfig
 from .data import BUILTIN_DATASETS
 from .explore import manifold_grid, tile, to_uint8
 from .jobs import JobRegistry, JobSpec
-from .model import ConfigError
-from .presets import PRESETS
 from .runs import RunDir, RunError, RunLock, read_metrics, validate_run_name
-from .train import BINARIZE, TrainConfig
+from .storage import atomic_write_bytes
 
 FIGURES = ("fig2", "fig4")
 PAPER_LATENT_DIMS = (3, 5, 10, 20, 200)  # figure 2's MNIST panels

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import atomic_write_bytes
+from .storage import atomic_write_bytes
 
 CHECKPOINT = "model.safetensors"
 RESUME = "resume.safetensors"

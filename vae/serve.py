@@ -31,8 +31,8 @@ from __future__ import annotations
 import ctypes
 import math
 import os
-import re
 import pwd
+import re
 import secrets
 import shutil
 import signal

@@ -21,9 +21,9 @@ from safetensors.numpy import load as np_load
 from safetensors.numpy import save as np_save
 
 from .align import align_sequence, plane
-from .checkpoint import atomic_write_bytes
 from .explore import to_uint8
 from .model import VAE, gaussian_kl_per_dim
+from .storage import atomic_write_bytes
 
 PROBE_POINTS = 500  # map points per snapshot: enough to see classes separate, ~4 KB per epoch
 SHOWN = 16  # samples and reconstructions per snapshot

@@ -13,64 +13,23 @@ import math
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import checkpoint_history, load_resume_state, save_checkpoint, save_resume_state
+from .config import ConfigError, ModelConfig, TrainConfig
 from .data import Dataset
 from .distributed import DistContext
 from .metrics import as_tensor, evaluate_elbo
-from .model import ESTIMATORS, VAE, ConfigError, ModelConfig, build_model, elbo_parts
+from .model import VAE, build_model, elbo_parts
 from .runs import RunDir, RunLock, append_metrics, open_run_dir, read_metrics, truncate_metrics
 from .snapshots import drop_after, make_probe, save_snapshot, snapshot_dir, take_snapshot
 from .threads import ThreadChoice, ThreadChooser
-
-OPTIMIZERS = ("adam", "adagrad")
-BINARIZE = ("none", "dynamic", "static")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 100
-    lr: float = 1e-3
-    optimizer: Literal["adam", "adagrad"] = "adam"
-    estimator: Literal["A", "B"] = "B"  # SGVB estimator: A is eq. 6, B is eq. 7
-    n_samples: int = 1  # L, samples of z per datapoint (the paper uses 1 with M = 100)
-    beta: float = 1.0  # weight of the KL term; 1 is the ELBO
-    kl_warmup: float = 0.0  # epochs over which the KL weight rises linearly from 0 to beta
-    binarize: Literal["none", "dynamic", "static"] = "none"  # Bernoulli targets: grey pixels, resampled, fixed
-    seed: int = 0
-    log_every: int = 20  # steps between train records
-
-    def __post_init__(self):
-        checks = [
-            (1 <= self.epochs <= 100_000, f"epochs must be between 1 and 100000, got {self.epochs}"),
-            (1 <= self.batch_size <= 65_536, f"batch size must be between 1 and 65536, got {self.batch_size}"),
-            (math.isfinite(self.lr) and self.lr > 0, f"learning rate must be a positive number, got {self.lr}"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
-            (self.estimator in ESTIMATORS, f"estimator must be A or B, got {self.estimator!r}"),
-            (1 <= self.n_samples <= 1000, f"samples per datapoint must be between 1 and 1000, got {self.n_samples}"),
-            (math.isfinite(self.beta) and self.beta >= 0, f"beta must be zero or positive, got {self.beta}"),
-            (math.isfinite(self.kl_warmup) and self.kl_warmup >= 0, f"KL warm-up must be zero or more epochs, got {self.kl_warmup}"),
-            (self.binarize in BINARIZE, f"binarize must be one of {', '.join(BINARIZE)}, got {self.binarize!r}"),
-            (self.log_every >= 1, f"log_every must be at least 1, got {self.log_every}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message + ".")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass

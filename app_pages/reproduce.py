@@ -9,8 +9,8 @@ from ui.reproduction_figures import figure2
 from ui.widgets import explain, fail
 from vae import reproduce as rp
 from vae.checkpoint import CheckpointError
+from vae.config import ConfigError
 from vae.data import DataError, available_datasets, load_dataset
-from vae.model import ConfigError
 from vae.precision import FIXED_DECIMALS, format_bound
 from vae.runs import RunError
 

@@ -11,10 +11,18 @@ from ui.widgets import explain, fail, show_images
 from vae.checkpoint import CheckpointError
 from vae.derived import YOUR_INPUT_K, read_reference_log_likelihoods
 from vae.explore import reconstruct
-from vae.inputs import (InputError, input_log_likelihood, map_with_input, posterior_ellipse, prepare_input, read_image,
-                        verdict)
+from vae.inputs import (
+    InputError,
+    input_log_likelihood,
+    map_with_input,
+    posterior_ellipse,
+    prepare_input,
+    read_image,
+    verdict,
+)
 from vae.metrics import posterior_stats
 from vae.precision import format_bound
+
 
 def reference_log_likelihoods(ck, k: int):
     """(values, future): the test images' IW log-likelihoods an input is ranked against, from the cache, or the

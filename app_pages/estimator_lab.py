@@ -6,9 +6,9 @@ from ui import state
 from ui.background import cached_or_pending, rerun_when_done, task
 from ui.estimator_figures import elbo_figure, variance_figure
 from ui.widgets import explain, fail
+from vae.config import ConfigError
 from vae.derived import LAB_DEFAULTS as LAB
 from vae.estimators import DEFAULT_L_VALUES, check_study, read_study_cell, summary_sentence
-from vae.model import ConfigError
 
 WEIGHTS = {"trained": "Trained (this checkpoint)", "initial": "Untrained (the paper's N(0, 0.01²) initialisation)"}
 
