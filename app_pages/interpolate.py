@@ -7,8 +7,9 @@ import streamlit as st
 from ui import links, state
 from ui.figures import image_frames, latent_map
 from ui.widgets import explain, show_images
-from vae.explore import decode, interpolate, pca_with_path
 from vae.export import gif_bytes
+from vae.latent import decode, interpolate
+from vae.projections import pca_with_path
 
 st.header("Interpolate")
 ck = state.current_checkpoint()

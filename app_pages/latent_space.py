@@ -9,8 +9,8 @@ from ui.figures import latent_map
 from ui.projections import NAMES, projection_or_pca
 from ui.shared_figures import shared_figure
 from ui.widgets import explain, fail, show_images
-from vae.explore import reconstruct
 from vae.export import coordinates_csv
+from vae.latent import reconstruct
 
 SHOWN = 32  # images shown for a selection
 

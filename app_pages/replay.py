@@ -7,7 +7,7 @@ import streamlit as st
 from ui import state
 from ui.figures import replay_figure
 from ui.widgets import explain
-from vae.explore import tile, to_uint8
+from vae.pictures import tile, to_uint8
 from vae.runs import LOCK
 from vae.snapshots import evenly, load_snapshots, replay_coords, snapshot_dir
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 from ui import links, notes, state
 from ui.widgets import explain, show_images
-from vae.explore import dims_by_kl, manifold_grid, prior_samples, traversals
+from vae.latent import dims_by_kl, manifold_grid, prior_samples, traversals
 from vae.metrics import kl_per_dim
 
 st.header("Samples")

@@ -10,7 +10,6 @@ from ui.input_figures import map_with_posterior
 from ui.widgets import explain, fail, show_images
 from vae.checkpoint import CheckpointError
 from vae.derived import YOUR_INPUT_K, read_reference_log_likelihoods
-from vae.explore import reconstruct
 from vae.inputs import (
     InputError,
     input_log_likelihood,
@@ -20,6 +19,7 @@ from vae.inputs import (
     read_image,
     verdict,
 )
+from vae.latent import reconstruct
 from vae.metrics import posterior_stats
 from vae.precision import format_bound
 

@@ -13,8 +13,8 @@ import ui.state
 import vae.diagnostics
 import vae.estimators
 import vae.evaluate
-import vae.explore
 import vae.inputs
+import vae.projections
 
 SMALL_LAB = {"lab_batch": 8, "lab_repeats": 4, "lab_l": [1, 4]}
 
@@ -31,8 +31,8 @@ def fresh_runs(tmp_path, monkeypatch):
     def not_here(*args, **kwargs):
         raise AssertionError("computed in the page's own process")
 
-    real_project = vae.explore.project
-    monkeypatch.setattr(vae.explore, "project",
+    real_project = vae.projections.project
+    monkeypatch.setattr(vae.projections, "project",
                         lambda mu, method, **kw: not_here() if method in ("umap", "tsne") else real_project(mu, method, **kw))
     for module, name in ((vae.estimators, "study_cell"), (vae.estimators, "cached_study_cell"),
                          (vae.diagnostics, "iw_curve"), (vae.diagnostics, "cached_iw_curve"),

@@ -5,19 +5,9 @@ from conftest import REPO
 from scipy.stats import norm
 
 from vae.checkpoint import load_checkpoint
-from vae.explore import (
-    cached_projection,
-    decode,
-    dims_by_kl,
-    interpolate,
-    manifold_grid,
-    pca_with_path,
-    prior_samples,
-    project,
-    tile,
-    traversals,
-    upscale,
-)
+from vae.latent import decode, dims_by_kl, interpolate, manifold_grid, prior_samples, traversals
+from vae.pictures import tile, upscale
+from vae.projections import cached_projection, pca_with_path, project
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +90,7 @@ def test_a_2d_latent_is_its_own_map_and_a_1d_latent_is_drawn_against_zero():
 
 @pytest.mark.slow
 def test_umap_runs_once_per_checkpoint_then_comes_from_the_cache(tmp_path, monkeypatch):
-    import vae.explore as explore
+    import vae.projections as explore
     mu = np.random.default_rng(0).normal(size=(400, 8)).astype(np.float32)
     first = cached_projection(tmp_path, "abc", mu, "umap")
     calls = []

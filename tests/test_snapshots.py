@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from vae.align import align_sequence, align_to, aligned_maps, plane, procrustes
 from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
+from vae.geometry import align_sequence, align_to, plane, procrustes
+from vae.projections import aligned_maps
 from vae.runs import read_metrics
 from vae.snapshots import PROBE_POINTS, SHOWN, SnapshotError, load_snapshots, read_snapshot, snapshot_dir
 from vae.train import train_run

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from vae.align import aligned_maps
 from vae.checkpoint import Checkpoint
-from vae.explore import decode, prior_samples, reconstruct
+from vae.latent import decode, prior_samples, reconstruct
+from vae.projections import aligned_maps
 
 from . import state
 from .figures import latent_map

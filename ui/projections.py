@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from vae.checkpoint import Checkpoint
-from vae.explore import cached_projection
+from vae.projections import cached_projection
 from vae.storage import projection_path
 
 from . import state

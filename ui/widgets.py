@@ -7,8 +7,8 @@ import numpy as np
 import streamlit as st
 
 from vae.checkpoint import Checkpoint
-from vae.explore import display_scale, tile, to_uint8, upscale
 from vae.export import png_bytes
+from vae.pictures import display_scale, tile, to_uint8, upscale
 
 
 def show_images(images: np.ndarray, *, ncols: int | None = None, caption: str | None = None,

@@ -16,9 +16,9 @@ from .data import Dataset
 from .diagnostics import IW_KS, IWCurve, cached_iw_curve
 from .estimators import DEFAULT_L_VALUES, cached_study_cell
 from .evaluate import cached_iw_estimate, evaluation_inputs
-from .explore import cached_projection
 from .inputs import iw_log_likelihoods, reference_images
 from .metrics import posterior_stats
+from .projections import cached_projection
 from .storage import read_json_cache, reference_path, write_json_cache
 
 SPLITS = ("test", "train", "all")
@@ -39,7 +39,7 @@ def split_images(data: Dataset, split: str) -> list[np.ndarray]:
 
 def cache_projection(runs_root, checkpoint: Checkpoint, data: Dataset, *, method: str, split: str = "test",
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The map's 2-D projection (`vae.explore.cached_projection`) of the split's posterior means."""
+    """The map's 2-D projection (`vae.projections.cached_projection`) of the split's posterior means."""
     mu = np.concatenate([posterior_stats(checkpoint.model, x)[0] for x in split_images(data, split)])
     return cached_projection(runs_root, checkpoint.sha256, mu, method, split=split, seed=seed)
 

@@ -10,7 +10,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from .explore import display_scale, to_uint8, upscale
+from .pictures import display_scale, to_uint8, upscale
 
 
 def png_bytes(image: np.ndarray) -> bytes:

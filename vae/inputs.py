@@ -200,9 +200,9 @@ def posterior_ellipse(centre_2d: np.ndarray, jacobian: np.ndarray, logvar: np.nd
 def map_with_input(map_mu: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(coordinates of the map's points [N, 2], the input's mean on that map [2], the map's jacobian [2, D]).
 
-    The map is the latent itself for a 2-D latent, else the PCA the other pages draw (vae.explore's
+    The map is the latent itself for a 2-D latent, else the PCA the other pages draw (vae.projections'
     `pca_with_path`, fitted on the same means): the input goes through that same projection."""
-    from .explore import pca_with_path
+    from .projections import pca_with_path
     mu = np.asarray(mu, np.float32).reshape(-1)
     d = mu.shape[0]
     # The map is linear, so images of mu + e_i give its columns: this reuses the pages' projection as it is.

@@ -27,8 +27,9 @@ import numpy as np
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import BINARIZE, PRESETS, ConfigError, TrainConfig
 from .data import BUILTIN_DATASETS
-from .explore import manifold_grid, tile, to_uint8
 from .jobs import JobRegistry, JobSpec
+from .latent import manifold_grid
+from .pictures import tile, to_uint8
 from .runs import RunDir, RunError, RunLock, read_metrics, validate_run_name
 from .storage import atomic_write_bytes
 

@@ -20,9 +20,9 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as np_load
 from safetensors.numpy import save as np_save
 
-from .align import align_sequence, plane
-from .explore import to_uint8
+from .geometry import align_sequence, plane
 from .model import VAE, gaussian_kl_per_dim
+from .pictures import to_uint8
 from .storage import atomic_write_bytes
 
 PROBE_POINTS = 500  # map points per snapshot: enough to see classes separate, ~4 KB per epoch

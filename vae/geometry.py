@@ -1,11 +1,14 @@
-"""Put two latent maps of the same images into one frame, so that they can be compared point by point.
+"""Linear algebra on clouds of latent points (numpy only): the principal plane, and orthogonal Procrustes.
+
+The principal plane is the project's one 2-D PCA: the map's "pca" projection, a path drawn on the map,
+a snapshot's picture of a latent above 2-D, and Compare's shared plane all use `principal_plane`.
 
 A VAE's latent space has no preferred orientation: the prior N(0, I) is isotropic, so flipping or
 permuting axes of z changes nothing in eq. 3's bound, and a rotation changes it only through the
 diagonal posterior's axes. Two runs therefore lay the same digits out in (nearly) arbitrarily rotated
-and reflected maps. Orthogonal Procrustes
-finds the rotation/reflection R (and shift) that best carries one run's posterior means onto the
-other's for the same images; it never stretches, so what remains different is real.
+and reflected maps. Orthogonal Procrustes finds the rotation/reflection R (and shift) that best carries
+one run's posterior means onto the other's for the same images; it never stretches, so what remains
+different is real.
 """
 from __future__ import annotations
 
@@ -60,48 +63,25 @@ def plane(mu: np.ndarray) -> np.ndarray:
         return np.column_stack([mu[:, 0], np.zeros(len(mu))]).astype(np.float32)
     if mu.shape[1] == 2:
         return mu.astype(np.float32)
-    mean, axes = principal_plane(mu)
-    return ((mu - mean) @ axes).astype(np.float32)
+    return project_onto(mu, *principal_plane(mu))
 
 
 def principal_plane(reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, axes [D, 2]) of the reference's two principal axes, to project other points the same way."""
+    """(mean, axes [D, 2]) of the reference's two principal axes, to project other points the same way.
+
+    Each axis's sign is fixed so that its largest entry is positive (scikit-learn's PCA convention), so a
+    map drawn twice, or cached by an older version that used scikit-learn, never flips."""
     reference = np.asarray(reference, np.float64)
     mean = reference.mean(0)
     _, _, vt = np.linalg.svd(reference - mean, full_matrices=False)
-    return mean, vt[:2].T
+    axes = vt[:2]
+    signs = np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(1)])
+    return mean, (axes * signs[:, None]).T
 
 
-@dataclass(frozen=True)
-class AlignedMaps:
-    reference: np.ndarray  # [N, 2] the reference model's map
-    other: np.ndarray  # [N, 2] the other model's map, in the reference's frame
-    latent_alignment: Alignment | None  # other's latent -> reference's latent, when the sizes match
-    residual: float  # of the alignment used (see Alignment.residual)
-    method: str  # in words, for the page
-
-
-def aligned_maps(mu_reference: np.ndarray, mu_other: np.ndarray) -> AlignedMaps:
-    """Two models' posterior means for the same images as two maps in one frame.
-
-    Same latent size: Procrustes in the latent space itself, then (beyond 2-D) one PCA plane fitted on
-    the reference and applied to both. Different sizes: each model's own PCA plane, the other's rotated
-    onto the reference's (only the 2-D pictures can be aligned then)."""
-    mu_reference, mu_other = np.asarray(mu_reference, np.float64), np.asarray(mu_other, np.float64)
-    if mu_reference.shape == mu_other.shape:
-        moved, alignment = align_to(mu_other, mu_reference)
-        if mu_reference.shape[1] <= 2:
-            ref, other = plane(mu_reference), plane(moved)
-            method = "Procrustes rotation of the second latent space onto the first"
-        else:
-            mean, axes = principal_plane(mu_reference)
-            ref, other = ((mu_reference - mean) @ axes).astype(np.float32), ((moved - mean) @ axes).astype(np.float32)
-            method = "Procrustes rotation in the latent space, then the first model's PCA plane for both"
-        return AlignedMaps(ref, other, alignment, alignment.residual, method)
-    ref = plane(mu_reference)
-    other, alignment = align_to(plane(mu_other), ref)
-    return AlignedMaps(ref, other, None, alignment.residual,
-                       "each model's PCA plane, the second rotated onto the first (the latent sizes differ)")
+def project_onto(points: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """Points carried onto a principal plane: float32 [N, 2]."""
+    return ((np.asarray(points, np.float64) - mean) @ axes).astype(np.float32)
 
 
 def align_sequence(maps: list[np.ndarray]) -> list[np.ndarray]:
