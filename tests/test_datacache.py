@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from vae import data, datacache
+from vae.data import builtin as data
+from vae.data import cache as datacache
 
 FIELDS = ("x_train", "y_train", "x_test", "y_test")
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .data.images import ImageError, decode_image, luma
 from .metrics import as_tensor
 from .model import VAE, iw_log_likelihood
 
@@ -93,21 +94,10 @@ def _read_npy(data: bytes, name: str) -> np.ndarray:
 
 
 def _read_picture(data: bytes, name: str) -> np.ndarray:
-    from PIL import Image, ImageOps  # imported late: keeps `import vae` light
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if max(img.size) > MAX_SIDE:  # refused before the pixels are decoded
-                raise InputError(f"{name} is {img.size[0]}x{img.size[1]} pixels; at most {MAX_SIDE} on a side.")
-            img = ImageOps.exif_transpose(img)  # a phone photo stores "rotate me" beside its pixels
-            if img.mode == "I" or img.mode.startswith("I;16"):  # 16-bit grey: convert("L") would clip it
-                return np.clip(np.asarray(img, np.float32) / 65535, 0, 1)
-            has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
-            pixels = np.asarray(img.convert("RGBA" if has_alpha else "L"), np.float32)
-            return pixels / np.float32(255)
-    except InputError:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise InputError(f"{name} is not a readable image ({err}).") from err
+        return decode_image(data, name, max_side=MAX_SIDE, keep_alpha=True).pixels
+    except ImageError as err:
+        raise InputError(str(err)) from err
 
 
 # -- MNIST's preprocessing -----------------------------------------------------------------------
@@ -121,7 +111,7 @@ def ink(image: np.ndarray, what: str = "the drawing") -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 4 and image[..., 3].min() < 0.99:
         grey = image[..., 3]
     elif image.ndim == 3 and image.shape[2] >= 3:
-        grey = image[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma, as PIL's "L"
+        grey = luma(image)
     elif image.ndim == 3:
         grey = image[..., 0]
     else:

@@ -83,7 +83,7 @@ def write(name: str, key: str, fields: dict) -> bool:
     path = entry_path(name, key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        from .storage import atomic_write_bytes
+        from ..storage import atomic_write_bytes
         atomic_write_bytes(path, buffer.getvalue())
     except OSError:
         return False

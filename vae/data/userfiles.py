@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import math
 import os
 import zipfile
@@ -17,7 +16,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .data import DataError, Dataset, scale_uint8, split_indices
+from .dataset import DataError, Dataset, scale_uint8, split_indices
+from .images import ImageError, decode_image, luma
 
 MAX_FILE_BYTES = 256 * 2**20  # a user file, or the unpacked total of a zip/npz (stops zip bombs)
 MAX_IMAGES = 200_000
@@ -135,8 +135,7 @@ def _to_images(arr: np.ndarray, what: str) -> tuple[np.ndarray, tuple[str, ...]]
     x = _to_unit_float(arr, what)
     if x.ndim == 3:
         return x, ()
-    # ITU-R 601 luma, the weights PIL's convert("L") uses; alpha is ignored.
-    grey = x[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+    grey = luma(x)
     np.clip(grey, 0, 1, out=grey)  # float rounding can step just past 1
     kind = "RGB" if x.shape[-1] == 3 else "RGBA"
     return grey, (f"converted {x.shape[-1]}-channel {kind} images in {what} to grey",)
@@ -232,10 +231,7 @@ def _decode_images(entries: list, label: str) -> dict:
     for name, read in wanted:
         pixels, size, mode = _decode_one(name, read, label)
         if first is None:
-            first = (name, size)
-            if max(size) > MAX_IMAGE_SIDE:
-                raise DataError(f"{name} in {label} is {size[0]}x{size[1]}; at most "
-                                f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} images are accepted.")
+            first = (name, size)  # the decoder refused any image over MAX_IMAGE_SIDE
         elif size != first[1]:
             raise DataError(f"{name} in {label} is {size[0]}x{size[1]} but the first image ({first[0]}) is "
                             f"{first[1][0]}x{first[1][1]}; all images must be the same size.")
@@ -252,15 +248,8 @@ def _decode_images(entries: list, label: str) -> dict:
 
 
 def _decode_one(name: str, read, label: str) -> tuple[np.ndarray, tuple[int, int], str]:
-    from PIL import Image  # imported late: keeps `import vae.data` light
     try:
-        with Image.open(io.BytesIO(read())) as img:
-            if max(img.size) > MAX_IMAGE_SIDE:  # refuse before decoding a huge image
-                return np.empty(0, np.float32), img.size, img.mode
-            if img.mode == "I" or img.mode.startswith("I;16"):  # 16-bit grey: convert("L") would clip it
-                pixels = np.clip(np.asarray(img, np.float32) / 65535, 0, 1)
-            else:
-                pixels = np.asarray(img.convert("L"), np.float32) / np.float32(255)
-            return pixels, img.size, img.mode
-    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
-        raise DataError(f"{name} in {label} is not a readable image ({err}).") from err
+        image = decode_image(read(), f"{name} in {label}", max_side=MAX_IMAGE_SIDE)
+    except ImageError as err:
+        raise DataError(str(err)) from err
+    return image.pixels, (image.pixels.shape[1], image.pixels.shape[0]), image.mode
