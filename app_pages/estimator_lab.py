@@ -8,7 +8,7 @@ from ui.estimator_figures import elbo_figure, variance_figure
 from ui.widgets import explain, fail
 from vae.config import ConfigError
 from vae.derived import LAB_DEFAULTS as LAB
-from vae.estimators import DEFAULT_L_VALUES, check_study, read_study_cell, summary_sentence
+from vae.estimators import DEFAULT_L_VALUES, Study, read_study_cell, run_study, summary_sentence
 
 WEIGHTS = {"trained": "Trained (this checkpoint)", "initial": "Untrained (the paper's N(0, 0.01²) initialisation)"}
 
@@ -37,18 +37,22 @@ uses $L = 1$ with minibatches of $M = 100$, since the batch already averages $M$
 """)
 
 
-def measured(ck, l_values, **settings) -> tuple[list[dict], list]:
-    """The rows of every L measured so far, and the background work measuring the others. Each L is one cell
-    (`vae.estimators.cached_study_cell`, in the background process), kept in the checkpoint's cache folder."""
-    root, rows, pending = state.settings().runs_root, [], []
-    for n_samples in l_values:
+def measured(ck, l_values, **settings) -> tuple[Study, list]:
+    """The study as far as it is measured, and the background work measuring the rest. Each L is one cell
+    (`vae.estimators.cached_study_cell`, in the background process), kept in the checkpoint's cache folder.
+    Raises ConfigError for settings the study refuses."""
+    root, pending = state.settings().runs_root, []
+
+    def measure(n_samples: int) -> list[dict] | None:
         cell = dict(settings, n_samples=n_samples)
         found, future = cached_or_pending(("estimator-cell", ck.sha256, *cell.values()),
                                           lambda: read_study_cell(root, ck.sha256, **cell),
                                           task("estimator-cell", ck, **cell), what=f"The study at L = {n_samples}")
-        rows += found or []
-        pending += [future] if future is not None else []
-    return rows, pending
+        pending.extend([future] if future is not None else [])
+        return found
+
+    study = run_study(l_values, settings["repeats"], settings["batch"], ck.model_config.n_pixels, measure)
+    return study, pending
 
 
 st.header("Estimator lab")
@@ -70,17 +74,15 @@ with st.form("lab_form"):
     st.form_submit_button("Run", type="primary")
 
 try:
-    check_study(l_values, repeats, batch, ck.model_config.n_pixels)
+    study, pending = measured(ck, l_values, weights=weights, batch=batch, repeats=repeats, seed=seed)
 except ConfigError as err:
     fail(str(err)[0].upper() + str(err)[1:])
     closing_note()
     st.stop()
 
-l_values = sorted(l_values)
-rows, pending = measured(ck, l_values, weights=weights, batch=batch, repeats=repeats, seed=seed)
+rows, l_values = study.rows, study.l_values
 if pending:  # the work grows with L, so the bar counts samples drawn; the text counts cells
-    done = sorted({r["L"] for r in rows})
-    st.progress(sum(done) / sum(l_values), text=f"Measuring in the background… {len(done)} of {len(l_values)} "
+    st.progress(study.fraction_done, text=f"Measuring in the background… {len(study.done)} of {len(l_values)} "
                 "values of L done; the results fill in as they arrive.")
     rerun_when_done(*pending)
 if not rows:

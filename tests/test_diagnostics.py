@@ -13,8 +13,8 @@ from vae.diagnostics import (
     iw_curve,
     kl_history,
     marginal_density,
-    unit_activity,
 )
+from vae.metrics import unit_activity
 
 
 @pytest.fixture(scope="module")

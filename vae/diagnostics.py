@@ -27,14 +27,7 @@ COLLAPSE_KL = 0.01  # nats: below this a dimension says (almost) nothing about x
 IW_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
-# -- units: used or collapsed ----------------------------------------------------------------
-def unit_activity(mu: np.ndarray) -> np.ndarray:
-    """Cov_x(E_q[z_d]) per dimension [D]: the variance of the posterior means across the data."""
-    if len(mu) < 2:
-        return np.zeros(np.shape(mu)[1], np.float64)
-    return np.asarray(mu, np.float64).var(axis=0, ddof=1)
-
-
+# -- units: collapsed (their activity is vae.metrics.unit_activity) ----------------------------------------------------------------
 def collapsed_dims(kl_per_dim, threshold: float = COLLAPSE_KL) -> list[int]:
     return [int(i) for i in np.flatnonzero(np.asarray(kl_per_dim) < threshold)]
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -142,19 +143,42 @@ def study_cell(model: VAE, x, n_samples: int, *, repeats: int = 16, seed: int = 
     return [_row(e, n_samples, x, elbos[e], moments[e], n_encoder) for e in ESTIMATORS]
 
 
+@dataclass
+class Study:
+    rows: list[dict]  # one per estimator and measured L
+    l_values: list[int]  # asked for: sorted, distinct
+    done: list[int]  # the L measured so far
+
+    @property
+    def fraction_done(self) -> float:
+        """The work grows with L, so progress is counted in samples drawn, not in cells."""
+        return sum(self.done) / sum(self.l_values)
+
+
+def run_study(l_values, repeats: int, batch: int, n_pixels: int,
+              measure: Callable[[int], list[dict] | None],
+              progress: Callable[[float], None] | None = None) -> Study:
+    """The study over `l_values`, checked first (`check_study`); `measure(L)` gives one cell's rows, or None
+    while that cell is still being computed elsewhere (the Estimator lab's background process).
+    `progress(fraction)` after each L."""
+    check_study(l_values, repeats, batch, n_pixels)
+    study = Study(rows=[], l_values=sorted(set(int(n) for n in l_values)), done=[])
+    for n_samples in study.l_values:
+        rows = measure(n_samples)
+        if rows is not None:
+            study.rows += rows
+            study.done.append(n_samples)
+        if progress is not None:
+            progress(study.fraction_done)
+    return study
+
+
 def estimator_study(model: VAE, x, *, l_values=DEFAULT_L_VALUES, repeats: int = 16, seed: int = 0,
                     progress: Callable[[float], None] | None = None) -> list[dict]:
-    """One row per estimator and L (see `study_cell`); `progress(fraction)` after each L.
-    The work grows with L, so progress is counted in samples drawn, not cells."""
-    check_study(l_values, repeats, len(x), model.config.n_pixels)
-    l_values = sorted(set(int(n) for n in l_values))
-    rows, done, total = [], 0, sum(l_values)
-    for n_samples in l_values:
-        rows += study_cell(model, x, n_samples, repeats=repeats, seed=seed)
-        done += n_samples
-        if progress is not None:
-            progress(done / total)
-    return rows
+    """One row per estimator and L (see `study_cell`), every cell computed here; `progress(fraction)` after
+    each L."""
+    return run_study(l_values, repeats, len(x), model.config.n_pixels,
+                     lambda n: study_cell(model, x, n, repeats=repeats, seed=seed), progress).rows
 
 
 # -- one cell, kept in the checkpoint's cache folder -------------------------------------------

@@ -153,11 +153,16 @@ def kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     return gaussian_kl_per_dim(torch.tensor(mu), torch.tensor(logvar)).mean(0).numpy()
 
 
+def unit_activity(mu: np.ndarray) -> np.ndarray:
+    """Cov_x(E_q[z_d]) per dimension [D]: the variance of the posterior means across the data."""
+    if len(mu) < 2:
+        return np.zeros(np.shape(mu)[1], np.float64)
+    return np.asarray(mu, np.float64).var(axis=0, ddof=1)
+
+
 def active_units(mu: np.ndarray, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
     """Dimensions whose posterior mean varies across the data (Cov_x E_q[z_d] > threshold)."""
-    if mu.shape[0] < 2:
-        return 0
-    return int((mu.astype(np.float64).var(axis=0, ddof=1) > threshold).sum())
+    return int((unit_activity(mu) > threshold).sum())
 
 
 def bits_per_dim(nats_per_example: float, n_pixels: int) -> float:
