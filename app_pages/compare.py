@@ -8,9 +8,10 @@ from ui.background import cached_or_pending, rerun_when_done, task
 from ui.figures import compare_curves
 from ui.widgets import explain, fail
 from vae.checkpoint import CheckpointError
+from vae.compare import read_iw_estimate
 from vae.data import DataError
 from vae.derived import COMPARE_DEFAULTS
-from vae.evaluate import evaluate_model, read_iw_estimate
+from vae.evaluate import evaluate_model
 from vae.precision import format_bound
 
 st.header("Compare checkpoints")

@@ -12,11 +12,11 @@ import time
 import pytest
 from conftest import REPO
 
+import vae.compare
 import vae.derived
-import vae.evaluate
 from ui.background import BackgroundError, BackgroundWorker, Task
 from vae.background_process import task_line
-from vae.evaluate import read_iw_estimate
+from vae.compare import read_iw_estimate
 
 ASSET = REPO / "assets" / "mnist-5k-z2.safetensors"
 SHA = hashlib.sha256(ASSET.read_bytes()).hexdigest()
@@ -46,7 +46,7 @@ def test_the_work_is_done_by_a_child_process_which_leaves_it_in_the_runs_folders
         raise AssertionError("computed in the server's own process")
 
     monkeypatch.setitem(vae.derived.TASKS, "iw-estimate", not_here)  # were it run in this process, it would fail
-    monkeypatch.setattr(vae.evaluate, "cached_iw_estimate", not_here)
+    monkeypatch.setattr(vae.compare, "cached_iw_estimate", not_here)
     assert worker.submit(("iw",), iw_task(tmp_path)).result(timeout=120) is True
     assert worker.pid is not None and worker.pid != os.getpid()
     assert b"vae.background_process" in (open(f"/proc/{worker.pid}/cmdline", "rb").read())

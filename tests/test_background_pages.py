@@ -10,9 +10,9 @@ from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
 import ui.state
+import vae.compare
 import vae.diagnostics
 import vae.estimators
-import vae.evaluate
 import vae.inputs
 import vae.projections
 
@@ -36,7 +36,7 @@ def fresh_runs(tmp_path, monkeypatch):
                         lambda mu, method, **kw: not_here() if method in ("umap", "tsne") else real_project(mu, method, **kw))
     for module, name in ((vae.estimators, "study_cell"), (vae.estimators, "cached_study_cell"),
                          (vae.diagnostics, "iw_curve"), (vae.diagnostics, "cached_iw_curve"),
-                         (vae.evaluate, "cached_iw_estimate"), (vae.inputs, "iw_log_likelihoods")):
+                         (vae.compare, "cached_iw_estimate"), (vae.inputs, "iw_log_likelihoods")):
         monkeypatch.setattr(module, name, not_here)
     yield tmp_path
     st.cache_resource.clear()

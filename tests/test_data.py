@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vae.data import builtin, idx
+from vae.data import DataError, builtin, idx, load_dataset, load_user_data
 from vae.data import userfiles as userdata
-from vae.data import DataError, load_dataset, load_user_data
 
 # ------------------------------------------------------------------ built-in sets
 

@@ -46,7 +46,8 @@ def test_the_iw_curve_is_cached_per_checkpoint(tmp_path, z16, x_test):
 
 
 def test_the_compare_pages_iw_estimate_is_cached_and_a_wrong_file_is_recomputed(tmp_path, z16):
-    from vae.evaluate import cached_iw_estimate, evaluate_model, read_iw_estimate
+    from vae.compare import cached_iw_estimate, read_iw_estimate
+    from vae.evaluate import evaluate_model
     from vae.storage import iw_estimate_path
     data = load_dataset("mnist-5k")
     assert read_iw_estimate(tmp_path, z16.sha256, 20, 10) is None  # nothing yet, and nothing computed

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from vae.checkpoint import load_checkpoint
+from vae.compare import cached_iw_estimate, read_iw_estimate
 from vae.data import load_dataset
-from vae.evaluate import cached_iw_estimate, evaluate_model, evaluation_inputs, read_iw_estimate
+from vae.evaluate import evaluate_model, evaluation_inputs
 from vae.metrics import evaluate_elbo, iw_estimate
 from vae.model import elbo_parts
 from vae.precision import FIXED_DECIMALS, format_bound, round_bound, se_decimals

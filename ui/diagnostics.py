@@ -25,7 +25,7 @@ from vae.diagnostics import (
     read_iw_curve,
 )
 from vae.latent import dims_by_kl
-from vae.metrics import active_units, kl_per_dim, unit_activity
+from vae.metrics import ACTIVE_UNIT_THRESHOLD, active_units, kl_per_dim, unit_activity
 from vae.precision import FIXED_DECIMALS, format_bound
 from vae.storage import iw_curve_path
 

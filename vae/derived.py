@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from .checkpoint import Checkpoint
+from .compare import cached_iw_estimate
 from .config import ConfigError
 from .data import Dataset
 from .diagnostics import IW_KS, IWCurve, cached_iw_curve
 from .estimators import DEFAULT_L_VALUES, cached_study_cell
-from .evaluate import cached_iw_estimate, evaluation_inputs
+from .evaluate import evaluation_inputs
 from .inputs import iw_log_likelihoods, reference_images
 from .metrics import posterior_stats
 from .projections import cached_projection
