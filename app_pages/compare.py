@@ -5,7 +5,7 @@ import streamlit as st
 
 from ui import aligned, diagnostics, state
 from ui.background import cached_or_pending, rerun_when_done, task
-from ui.figures import compare_curves
+from ui.figures.curves import compare_curves
 from ui.widgets import explain, fail
 from vae.checkpoint import CheckpointError
 from vae.compare import read_iw_estimate

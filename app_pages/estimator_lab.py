@@ -4,7 +4,7 @@ import streamlit as st
 
 from ui import state
 from ui.background import cached_or_pending, rerun_when_done, task
-from ui.estimator_figures import elbo_figure, variance_figure
+from ui.figures.estimators import elbo_figure, variance_figure
 from ui.widgets import explain, fail
 from vae.config import ConfigError
 from vae.derived import LAB_DEFAULTS as LAB

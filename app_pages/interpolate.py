@@ -5,7 +5,8 @@ import numpy as np
 import streamlit as st
 
 from ui import links, state
-from ui.figures import image_frames, latent_map
+from ui.figures.frames import image_frames
+from ui.figures.maps import latent_map
 from ui.widgets import explain, show_images
 from vae.export import gif_bytes
 from vae.latent import decode, interpolate

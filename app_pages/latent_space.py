@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 
 from ui import diagnostics, links, notes, state
-from ui.figures import latent_map
+from ui.figures.maps import latent_map
 from ui.projections import NAMES, projection_or_pca
 from ui.shared_figures import shared_figure
 from ui.widgets import explain, fail, show_images

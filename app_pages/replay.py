@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import state
-from ui.figures import replay_figure
+from ui.figures.frames import replay_figure
 from ui.widgets import explain
 from vae.pictures import tile, to_uint8
 from vae.runs import LOCK

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from ui import state
-from ui.reproduction_figures import figure2
+from ui.figures.reproduction import figure2
 from ui.widgets import explain, fail
 from vae import reproduce as rp
 from vae.checkpoint import CheckpointError

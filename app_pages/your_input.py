@@ -6,7 +6,7 @@ import streamlit as st
 from ui import state
 from ui.background import cached_or_pending, rerun_when_done, task
 from ui.canvas import draw_canvas
-from ui.input_figures import map_with_posterior
+from ui.figures.maps import map_with_posterior
 from ui.widgets import explain, fail, show_images
 from vae.checkpoint import CheckpointError
 from vae.derived import YOUR_INPUT_K, read_reference_log_likelihoods

@@ -24,7 +24,7 @@ from browser_support import (  # noqa: F401
 from PIL import Image
 from test_browser import screenshot
 
-from ui.input_figures import INPUT_NAME
+from ui.figures.maps import INPUT_NAME
 from vae.data import load_dataset
 
 pytestmark = pytest.mark.browser

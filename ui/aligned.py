@@ -9,7 +9,7 @@ from vae.latent import decode, prior_samples, reconstruct
 from vae.projections import aligned_maps
 
 from . import state
-from .figures import latent_map
+from .figures.maps import latent_map
 from .widgets import show_images
 
 SELECTED = "cmp_selected"  # rows chosen on either map, shared by both

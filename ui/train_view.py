@@ -16,7 +16,7 @@ from vae.runs import RunError, read_metrics
 from vae.storage import atomic_write_bytes
 
 from . import state
-from .figures import training_curves
+from .figures.curves import training_curves
 from .widgets import fail, show_images
 
 UPLOAD = "a file of my own…"

@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .figures import FONT, PALETTE
+from .style import FONT, PALETTE
 
 COLOURS = {"A": PALETTE[1], "B": PALETTE[0]}
 

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from vae import reproduce as rp
 from vae.precision import FIXED_DECIMALS
 
-from .figures import FONT, PALETTE
+from .style import FONT, PALETTE
 
 
 def figure2(series: list, dims: list[int]) -> go.Figure:

@@ -1,0 +1,94 @@
+"""Animated figures of images: the interpolation's frames, and Replay's epochs of map and pictures."""
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from vae.export import png_bytes
+
+from .style import PALETTE, layout
+
+
+def image_frames(frames: np.ndarray, t: np.ndarray, *, height: int = 420, title: str = "") -> go.Figure:
+    """A decoded path as Plotly animation frames with Plotly's own slider: moving it redraws in the
+    browser, without asking the server. Pixels stay crisp (zsmooth=False)."""
+    def heat(img):
+        return go.Heatmap(z=np.asarray(img[::-1], np.float32), zmin=0, zmax=1, colorscale="gray", showscale=False,
+                          zsmooth=False, hoverinfo="skip")
+    fig = go.Figure(data=[heat(frames[0])],
+                    frames=[go.Frame(data=[heat(f)], name=str(i)) for i, f in enumerate(frames)])
+    steps = [dict(method="animate", label=f"{v:.2f}",
+                  args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))])
+             for i, v in enumerate(t)]
+    fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="t = "), pad=dict(t=30), x=0.1, len=0.9)],
+                      updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.05, xanchor="right", buttons=[
+                          dict(label="▶", method="animate",
+                               args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=True)])])])
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, scaleanchor="x")
+    return layout(fig, height, title=title)
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """A uint8 grey image as an inline PNG (lossless: pixel blocks stay sharp when the browser enlarges them)."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(np.asarray(image, np.uint8))).decode()
+
+
+def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height: int = 600) -> go.Figure:
+    """Training replayed: the map, prior samples and reconstructions of each snapshot as one Plotly
+    animation, moved together by Plotly's own slider and play button (no server round trip).
+    Each frame: {"name", "coords" [P, 2], "samples" and "reconstructions" uint8 grids}."""
+    fig = make_subplots(rows=1, cols=3, column_widths=[0.5, 0.25, 0.25], horizontal_spacing=0.04,
+                        subplot_titles=(f"posterior means of {len(labels)} test images", "samples from fixed z ~ N(0, I)",
+                                        "test images, reconstructed below"))
+    classes = [None] if labels is None or (labels < 0).all() else [int(c) for c in np.unique(labels)]
+
+    rows = [np.arange(len(labels)) if c is None else np.flatnonzero(labels == c) for c in classes]
+
+    def traces(frame, *, style: bool):
+        """One scatter per class and the two image grids. Only the first frame's scatters carry names and
+        styles: an animation frame restates what changes (positions, pictures), which keeps 40 frames cheap."""
+        out = []
+        for c, r in zip(classes, rows):
+            x, y = frame["coords"][r, 0], frame["coords"][r, 1]
+            if not style:
+                out.append(go.Scatter(x=x, y=y))
+                continue
+            name = "all points" if c is None else (class_names[c] if class_names and c < len(class_names) else str(c))
+            out.append(go.Scatter(x=x, y=y, mode="markers", name=name, hoverinfo="name",
+                                  marker=dict(size=6, color=PALETTE[(c or 0) % len(PALETTE)], opacity=0.8)))
+        for key in ("samples", "reconstructions"):  # PNG: a few KB per grid, against ~18 KB as a typed array
+            out.append(go.Image(source=png_data_uri(frame[key]), hoverinfo="skip"))
+        return out
+
+    first = traces(frames[0], style=True)  # the replay starts untrained; ▶ plays it forward
+    for i, trace in enumerate(first):
+        fig.add_trace(trace, row=1, col=1 if i < len(classes) else 2 + i - len(classes))
+    every = list(range(len(first)))
+    fig.frames = [go.Frame(data=traces(f, style=False), traces=every, name=f["name"]) for f in frames]
+    everything = np.concatenate([f["coords"] for f in frames])
+    lo, hi = everything.min(0), everything.max(0)
+    pad = 0.05 * (hi - lo) + 1e-3
+    fig.update_xaxes(range=[lo[0] - pad[0], hi[0] + pad[0]], row=1, col=1)
+    fig.update_yaxes(range=[lo[1] - pad[1], hi[1] + pad[1]], row=1, col=1)
+    for col in (2, 3):
+        fig.update_xaxes(visible=False, row=1, col=col)
+        fig.update_yaxes(visible=False, row=1, col=col)
+    steps = [dict(method="animate", label=f["name"],
+                  args=[[f["name"]], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))])
+             for f in frames]
+    fig.update_layout(
+        sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="epoch "), x=0.1, len=0.9, y=0, yanchor="top",
+                      pad=dict(t=30))],
+        updatemenus=[dict(type="buttons", direction="left", showactive=False, x=0, y=0, xanchor="left", yanchor="top",
+                          pad=dict(t=45), buttons=[
+            dict(label="▶", method="animate",
+                 args=[None, dict(frame=dict(duration=400, redraw=True), fromcurrent=True, transition=dict(duration=0))]),
+            dict(label="❚❚", method="animate",
+                 args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
+    fig = layout(fig, height, legend=dict(orientation="h", x=0, y=1.12, yanchor="bottom"))
+    fig.update_layout(margin=dict(l=10, r=10, t=90, b=110))
+    return fig
