@@ -14,6 +14,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from .model import VAE, elbo_parts, minibatch_loss
 
 
 @dataclass(frozen=True)
@@ -66,3 +70,27 @@ def init(device: torch.device) -> DistContext:
 def shutdown(ctx: DistContext) -> None:
     if ctx.active and dist.is_initialized():
         dist.destroy_process_group()
+
+
+class Objective(nn.Module):
+    """The minibatch objective as a module, because DistributedDataParallel wraps modules: its forward
+    returns `vae.model.minibatch_loss` of this rank's rows, with `scale` = world_size / global batch
+    making it this rank's share of the global batch's mean, and the per-example elbo, recon and kl."""
+
+    def __init__(self, model: VAE, estimator: str):
+        super().__init__()
+        self.model, self.estimator = model, estimator
+
+    def forward(self, x, eps, beta: float, scale: float):
+        parts = elbo_parts(self.model, x, estimator=self.estimator, beta=beta, eps=eps)
+        loss = minibatch_loss(parts, beta, scale)
+        return loss, parts.elbo.detach(), parts.recon.detach(), parts.kl.detach()
+
+
+def wrap_objective(model: VAE, estimator: str, ctx: DistContext) -> nn.Module:
+    """The objective of `model`, wrapped in DistributedDataParallel when several processes train: its
+    backward pass then averages the gradients across them (one GPU per process on CUDA)."""
+    objective = Objective(model, estimator)
+    if not ctx.active:
+        return objective
+    return DistributedDataParallel(objective, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
