@@ -1,8 +1,10 @@
-"""Data-parallel training across processes, as `torchrun --nproc_per_node=N -m vae train ...` starts them.
+"""Where training runs: the device, and data-parallel training across processes, as
+`torchrun --nproc_per_node=N -m vae train ...` starts them.
 
 Every process holds the whole data set and draws the same shuffles and the same
 eps from the same seeded generators; each computes the gradient of its slice of
-the global minibatch, and DistributedDataParallel averages the gradients. The
+the global minibatch (`DistContext.shard`), and DistributedDataParallel, which
+wraps the objective as a module (`wrap_objective`), averages the gradients. The
 loss of a slice is scaled so that the average equals the gradient of the global
 batch's mean: training matches a single process with the same global batch, up
 to the order of floating-point sums. Rank 0 alone writes the run folder.
@@ -17,6 +19,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from .config import ConfigError
 from .model import VAE, elbo_parts, minibatch_loss
 
 
@@ -48,6 +51,17 @@ class DistContext:
     def barrier(self) -> None:
         if self.active:
             dist.barrier()
+
+
+def resolve_device(name: str) -> torch.device:
+    """'cpu', 'cuda' or 'auto' (CUDA when present): CPU is the default everywhere."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("CUDA was asked for but no CUDA device is available here; use --device cpu or auto.")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ConfigError(f"device must be cpu, cuda or auto, got {name!r}.")
+    return torch.device(name)
 
 
 def launched_by_torchrun() -> bool:

@@ -9,10 +9,10 @@ from .binarize import test_inputs
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import TrainConfig
 from .data import BUILTIN_DATASETS, DataError, Dataset, load_dataset, load_user_data
+from .distributed import resolve_device
 from .metrics import EVAL_DRAWS, active_units, bits_per_dim, evaluate_elbo, iw_estimate, kl_per_dim, posterior_stats
 from .precision import FIXED_DECIMALS, round_bound, se_decimals
 from .storage import iw_estimate_path, read_json_cache, write_json_cache
-from .train import resolve_device
 
 
 def checkpoint_dataset(checkpoint: Checkpoint, data_dir=None) -> Dataset:

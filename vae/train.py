@@ -37,7 +37,7 @@ from .binarize import batch_inputs, prepare_inputs, test_inputs
 from .checkpoint import load_resume_state
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import Dataset
-from .distributed import DistContext, wrap_objective
+from .distributed import DistContext, resolve_device, wrap_objective
 from .metrics import as_tensor, evaluate_elbo
 from .model import VAE, build_model
 from .run_writer import RunWriter
@@ -95,17 +95,6 @@ class TrainResult:
                 "train_elbo": self.train_elbo, "test_elbo": self.test_elbo,
                 "samples_per_s": round(self.samples_per_s, 1), "seconds": round(self.seconds, 2),
                 "threads": self.threads.threads if self.threads else None}
-
-
-def resolve_device(name: str) -> torch.device:
-    """'cpu', 'cuda' or 'auto' (CUDA when present): CPU is the default everywhere."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("CUDA was asked for but no CUDA device is available here; use --device cpu or auto.")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ConfigError(f"device must be cpu, cuda or auto, got {name!r}.")
-    return torch.device(name)
 
 
 def make_optimizer(model: VAE, config: TrainConfig) -> torch.optim.Optimizer:
