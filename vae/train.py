@@ -18,7 +18,8 @@ the live optimiser and generators: what a resume state saves; read them during t
 hear an event one after another in the order they were added, so the first one added (train_run's
 run writer) has written the epoch's checkpoint before any later one hears that epoch. A callback
 given as `callbacks=` hears the progress events ("step", "epoch", "end"); `add_callback` subscribes
-to other kinds.
+to other kinds. Resuming happens before any event: `restore` takes the resume state and the records
+kept up to it (train_run has the run writer drop the rest), and "start" then reports the epoch reached.
 """
 from __future__ import annotations
 
