@@ -173,7 +173,8 @@ def cmd_train(args) -> int:
     from . import distributed
     from .config import ModelConfig
     from .data import load_dataset
-    from .train import resolve_device, train_run
+    from .distributed import resolve_device
+    from .train import train_run
 
     model_kw, train_config = _configs(args)
     data = load_dataset(args.dataset, data_dir=args.data_dir)

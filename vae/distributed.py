@@ -1,8 +1,10 @@
-"""Data-parallel training across processes, as `torchrun --nproc_per_node=N -m vae train ...` starts them.
+"""Where training runs: the device, and data-parallel training across processes, as
+`torchrun --nproc_per_node=N -m vae train ...` starts them.
 
 Every process holds the whole data set and draws the same shuffles and the same
 eps from the same seeded generators; each computes the gradient of its slice of
-the global minibatch, and DistributedDataParallel averages the gradients. The
+the global minibatch (`DistContext.shard`), and DistributedDataParallel, which
+wraps the objective as a module (`wrap_objective`), averages the gradients. The
 loss of a slice is scaled so that the average equals the gradient of the global
 batch's mean: training matches a single process with the same global batch, up
 to the order of floating-point sums. Rank 0 alone writes the run folder.
@@ -14,6 +16,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from .config import ConfigError
+from .model import VAE, elbo_parts, minibatch_loss
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,17 @@ class DistContext:
             dist.barrier()
 
 
+def resolve_device(name: str) -> torch.device:
+    """'cpu', 'cuda' or 'auto' (CUDA when present): CPU is the default everywhere."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("CUDA was asked for but no CUDA device is available here; use --device cpu or auto.")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ConfigError(f"device must be cpu, cuda or auto, got {name!r}.")
+    return torch.device(name)
+
+
 def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
@@ -66,3 +84,27 @@ def init(device: torch.device) -> DistContext:
 def shutdown(ctx: DistContext) -> None:
     if ctx.active and dist.is_initialized():
         dist.destroy_process_group()
+
+
+class Objective(nn.Module):
+    """The minibatch objective as a module, because DistributedDataParallel wraps modules: its forward
+    returns `vae.model.minibatch_loss` of this rank's rows, with `scale` = world_size / global batch
+    making it this rank's share of the global batch's mean, and the per-example elbo, recon and kl."""
+
+    def __init__(self, model: VAE, estimator: str):
+        super().__init__()
+        self.model, self.estimator = model, estimator
+
+    def forward(self, x, eps, beta: float, scale: float):
+        parts = elbo_parts(self.model, x, estimator=self.estimator, beta=beta, eps=eps)
+        loss = minibatch_loss(parts, beta, scale)
+        return loss, parts.elbo.detach(), parts.recon.detach(), parts.kl.detach()
+
+
+def wrap_objective(model: VAE, estimator: str, ctx: DistContext) -> nn.Module:
+    """The objective of `model`, wrapped in DistributedDataParallel when several processes train: its
+    backward pass then averages the gradients across them (one GPU per process on CUDA)."""
+    objective = Objective(model, estimator)
+    if not ctx.active:
+        return objective
+    return DistributedDataParallel(objective, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)

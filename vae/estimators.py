@@ -25,13 +25,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .binarize import test_inputs
 from .checkpoint import Checkpoint
 from .config import ESTIMATORS, ConfigError, ModelConfig, TrainConfig
 from .data import Dataset
 from .metrics import as_tensor
 from .model import VAE, build_model, elbo_parts
 from .storage import read_json_cache, study_cell_path, write_json_cache
-from .train import test_inputs
 
 DEFAULT_L_VALUES = (1, 2, 5, 10, 20, 50, 100)
 MAX_L = 1000  # the trainer's own limit on samples per datapoint

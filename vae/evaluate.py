@@ -5,12 +5,13 @@ from pathlib import Path
 
 import torch
 
+from .binarize import test_inputs
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import TrainConfig
 from .data import BUILTIN_DATASETS, DataError, Dataset, load_dataset, load_user_data
+from .distributed import resolve_device
 from .metrics import EVAL_DRAWS, active_units, bits_per_dim, evaluate_elbo, iw_estimate, kl_per_dim, posterior_stats
 from .precision import FIXED_DECIMALS, round_bound, se_decimals
-from .train import resolve_device, test_inputs
 
 
 def checkpoint_dataset(checkpoint: Checkpoint, data_dir=None) -> Dataset:

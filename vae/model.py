@@ -31,7 +31,7 @@ class ELBOParts:
     recon: torch.Tensor  # [B] E_q[log p(x|z)], the expected reconstruction log-likelihood
     kl: torch.Tensor  # [B] KL(q(z|x) || p(z)): analytic for B, Monte Carlo for A
     kl_per_dim: torch.Tensor  # [B, D] analytic KL per latent dimension (appendix B), for diagnostics
-    loss: torch.Tensor = field(default=None)  # scalar: -(recon - beta * kl), averaged over the batch
+    loss: torch.Tensor = field(default=None)  # scalar: minibatch_loss(self, beta), the batch's mean
 
 
 def _activation(name: str) -> nn.Module:
@@ -40,7 +40,7 @@ def _activation(name: str) -> nn.Module:
 
 def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.Linear(n_in, n_out))
         if i < len(sizes) - 2:
             layers.append(_activation(activation))
@@ -177,7 +177,7 @@ def elbo_parts(model: VAE, x: torch.Tensor, *, estimator: str = "B", n_samples: 
 
     Estimator A (eq. 6): 1/L sum_l log p(x, z_l) - log q(z_l|x).
     Estimator B (eq. 7): -KL(q(z|x) || p(z)) + 1/L sum_l log p(x|z_l), the KL analytic (appendix B).
-    `loss` is what the optimiser minimises: -(recon - beta * kl), beta = 1 being the paper's objective.
+    `loss` is `minibatch_loss` at this beta, averaged over the batch.
     `eps` [L, B, D] replaces the draw of N(0, I) noise when given.
     """
     if estimator not in ESTIMATORS:
@@ -194,8 +194,21 @@ def elbo_parts(model: VAE, x: torch.Tensor, *, estimator: str = "B", n_samples: 
         kl = kl_per_dim.sum(-1)
     else:
         kl = (log_normal(z, mu, logvar) - log_normal(z)).mean(0)  # Monte Carlo log q(z|x) - log p(z)
-    loss = -(recon - beta * kl).mean()
-    return ELBOParts(elbo=recon - kl, recon=recon, kl=kl, kl_per_dim=kl_per_dim, loss=loss)
+    parts = ELBOParts(elbo=recon - kl, recon=recon, kl=kl, kl_per_dim=kl_per_dim)
+    parts.loss = minibatch_loss(parts, beta)
+    return parts
+
+
+def minibatch_loss(parts: ELBOParts, beta: float = 1.0, scale: float | None = None) -> torch.Tensor:
+    """What the optimiser minimises: -(recon - beta * kl) per example, the negative of eq. 3's bound
+    -KL + E_q[log p(x|z)] as estimated by eq. 7 (B) or eq. 6 (A), its KL weighted by beta (1: the paper's).
+
+    Reduced over the minibatch's rows to their mean, or, with `scale`, to their sum times `scale`: a
+    data-parallel rank passes world_size / global batch, so that the ranks' averaged gradients are
+    those of the global batch's mean (vae.distributed).
+    """
+    per_example = -(parts.recon - beta * parts.kl)
+    return per_example.mean() if scale is None else per_example.sum() * scale
 
 
 def log_weight_chunks(model: VAE, x: torch.Tensor, k: int, *, max_elements: int = 1 << 24,

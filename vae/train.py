@@ -1,11 +1,25 @@
 """The AEVB loop (Kingma & Welling 2013, algorithm 1) over tensors held in memory.
 
-The trainer knows nothing about the UI: it reports through callbacks, which the
-command line (a progress bar) and the app (a background job) both subscribe to.
-All randomness (shuffling, eps, binarisation) comes from two seeded generators
-that are saved with the optimiser state, so a run repeats exactly and a resumed
-run continues the same random stream. A non-finite loss stops the run and the
-last good checkpoint stays on disk.
+The trainer knows nothing about the UI or the disk: it writes no file and reports through callbacks
+(minGPT's trainer), which the command line (a progress bar), the app (a background job) and the run
+writer (vae/run_writer.py: metrics, checkpoint, resume state, snapshots) subscribe to. All randomness
+(shuffling, eps, binarisation) comes from two seeded generators that a resume state saves with the
+optimiser state, so a run repeats exactly and a resumed run continues the same random stream. A
+non-finite loss stops the run before its epoch is reported, so the last good checkpoint stays.
+
+Events (`TrainEvent.kind`), in the order one run sends them, from rank 0 only:
+  "start"  once, before the first step. `state.epoch` is 0 for a new run (the untrained model),
+           the resumed epoch otherwise; `test_inputs` holds the test images as the run sees them.
+  "step"   every `log_every` steps: `records` is [the train record of the steps since the last one].
+  "epoch"  after each epoch whose weights are finite: `records` is [the train record, the test record].
+  "end"    once, as `fit` returns (finished, stopped or diverged): `result` is the TrainResult.
+Every event carries the model, the progress and `state` (step, epoch, seconds, the history so far, and
+the live optimiser and generators: what a resume state saves; read them during the call). Callbacks
+hear an event one after another in the order they were added, so the first one added (train_run's
+run writer) has written the epoch's checkpoint before any later one hears that epoch. A callback
+given as `callbacks=` hears the progress events ("step", "epoch", "end"); `add_callback` subscribes
+to other kinds. Resuming happens before any event: `restore` takes the resume state and the records
+kept up to it (train_run has the run writer drop the rest), and "start" then reports the epoch reached.
 """
 from __future__ import annotations
 
@@ -13,34 +27,51 @@ import math
 import os
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
-from .checkpoint import checkpoint_history, load_resume_state, save_checkpoint, save_resume_state
+from .binarize import batch_inputs, prepare_inputs, test_inputs
+from .checkpoint import load_resume_state
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import Dataset
-from .distributed import DistContext
+from .distributed import DistContext, resolve_device, wrap_objective
 from .metrics import as_tensor, evaluate_elbo
-from .model import VAE, build_model, elbo_parts
-from .runs import RunDir, RunLock, append_metrics, open_run_dir, read_metrics, truncate_metrics
-from .snapshots import drop_after, make_probe, save_snapshot, snapshot_dir, take_snapshot
+from .model import VAE, build_model
+from .run_writer import RunWriter
+from .runs import RunLock, open_run_dir
 from .threads import ThreadChoice, ThreadChooser
+
+EVENTS = ("start", "step", "epoch", "end")  # the kinds, in the order a run sends them (module docstring)
+PROGRESS_EVENTS = ("step", "epoch", "end")  # what a callback given as `callbacks=` hears
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Where the run stands as an event is sent: what a checkpoint's summary and a resume state save.
+    `history`, `optimizer` and `generators` are the trainer's own, live: read them during the call."""
+    step: int  # optimiser steps taken
+    epoch: int  # epochs completed
+    seconds: float  # training time so far, a resumed run's earlier time included
+    history: list[dict]  # every record so far, a resumed run's earlier ones included
+    optimizer: torch.optim.Optimizer
+    generators: dict[str, torch.Generator]  # "shuffle" (a CPU generator) and "noise" (the device's)
 
 
 @dataclass
 class TrainEvent:
-    kind: str  # "step" (a train record), "epoch" (train and test records of a finished epoch), "end"
-    records: list[dict]
+    kind: str  # one of EVENTS (module docstring)
+    records: list[dict]  # "step": [a train record]; "epoch": [train, test]; "start" and "end": []
     model: VAE
     progress: float  # fraction of the run's total steps done, 0..1
     samples_per_s: float
-    result: "TrainResult | None" = None
+    result: "TrainResult | None" = None  # "end" only
     threads: ThreadChoice | None = None  # the torch thread count in use and what it rests on
+    state: RunState | None = None
+    test_inputs: torch.Tensor | None = None  # "start" only: the test images as the run sees them
 
 
 Callback = Callable[[TrainEvent], None]
@@ -56,7 +87,7 @@ class TrainResult:
     test_elbo: float | None
     samples_per_s: float
     seconds: float
-    checkpoint: Path | None = None
+    checkpoint: Path | None = None  # filled in by the run writer: the run's last checkpoint, if any
     history: list[dict] = field(default_factory=list)
     threads: ThreadChoice | None = None  # the last thread choice (a measured one, or the given count)
 
@@ -67,17 +98,6 @@ class TrainResult:
                 "threads": self.threads.threads if self.threads else None}
 
 
-def resolve_device(name: str) -> torch.device:
-    """'cpu', 'cuda' or 'auto' (CUDA when present): CPU is the default everywhere."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("CUDA was asked for but no CUDA device is available here; use --device cpu or auto.")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ConfigError(f"device must be cpu, cuda or auto, got {name!r}.")
-    return torch.device(name)
-
-
 def make_optimizer(model: VAE, config: TrainConfig) -> torch.optim.Optimizer:
     """Adam or Adagrad (the paper's choice, section 5), fused: one kernel per step over all parameters.
     On two cores the unfused update's sqrt and div passes cost a fifth of a batch-128 step."""
@@ -86,21 +106,6 @@ def make_optimizer(model: VAE, config: TrainConfig) -> torch.optim.Optimizer:
         return cls(model.parameters(), lr=config.lr, fused=True)
     except (RuntimeError, TypeError):  # a device or build without the fused kernel
         return cls(model.parameters(), lr=config.lr)
-
-
-def prepare_inputs(x: torch.Tensor, mode: str, seed: int) -> torch.Tensor:
-    """Static binarisation draws x ~ Bernoulli(pixel) once, from a fixed seed; other modes keep grey pixels."""
-    if mode != "static":
-        return x
-    gen = torch.Generator(device=x.device).manual_seed(seed)
-    return torch.bernoulli(x, generator=gen)
-
-
-def test_inputs(data: Dataset, config: TrainConfig, device="cpu") -> torch.Tensor:
-    """The test images as the run saw them: binarised runs (static or dynamic) are evaluated on one
-    fixed binarisation of the test set, so that epochs, and `vae eval` afterwards, compare."""
-    mode = "static" if config.binarize != "none" else "none"
-    return prepare_inputs(as_tensor(data.x_test, device), mode, config.seed + 3)
 
 
 def _model_is_finite(model: VAE) -> bool:
@@ -123,50 +128,43 @@ class _Meter:
         return {"elbo": elbo, "recon": recon, "kl": kl}
 
 
-class _Objective(nn.Module):
-    """The minibatch objective as a module, so that DistributedDataParallel can wrap it.
-
-    `scale` turns the summed loss of this rank's rows into its share of the global batch mean.
-    """
-
-    def __init__(self, model: VAE, estimator: str):
-        super().__init__()
-        self.model, self.estimator = model, estimator
-
-    def forward(self, x, eps, beta: float, scale: float):
-        parts = elbo_parts(self.model, x, estimator=self.estimator, beta=beta, eps=eps)
-        loss = -(parts.recon - beta * parts.kl).sum() * scale
-        return loss, parts.elbo.detach(), parts.recon.detach(), parts.kl.detach()
-
-
 class Trainer:
-    """One training run: `model` on `data` with `config`, optionally saving into a run folder."""
+    """One training run: `model` on `data` with `config`, reported through events; it writes no file."""
 
-    def __init__(self, model: VAE, data: Dataset, config: TrainConfig, *, run: RunDir | None = None,
-                 callbacks: Sequence[Callback] = (), device: str = "cpu", threads: int | None = None,
-                 stop_event: threading.Event | None = None, dist: DistContext | None = None):
+    def __init__(self, model: VAE, data: Dataset, config: TrainConfig, *, callbacks: Sequence[Callback] = (),
+                 device: str = "cpu", threads: int | None = None, stop_event: threading.Event | None = None,
+                 dist: DistContext | None = None):
         self.dist = dist or DistContext(device=resolve_device(device))
         self.device = self.dist.device
         if tuple(data.image_shape) != tuple(model.config.image_shape):
             raise ConfigError(f"the model expects {model.config.image_shape} images but {data.name} has "
                               f"{data.image_shape}.")
-        self.model, self.data, self.config, self.run = model.to(self.device), data, config, run
-        self.callbacks = list(callbacks)
+        self.model, self.data, self.config = model.to(self.device), data, config
+        self.callbacks: dict[str, list[Callback]] = defaultdict(list)
+        for callback in callbacks:
+            self.add_callback(callback)
         self.threads = threads  # a count, or None: measured while training (vae.threads)
         self.thread_choice: ThreadChoice | None = None
         self.stop_event = stop_event or threading.Event()
         self.optimizer = make_optimizer(self.model, config)
-        objective = _Objective(self.model, config.estimator)
-        self.objective = DistributedDataParallel(objective, device_ids=[self.device] if self.device.type == "cuda"
-                                                 else None) if self.dist.active else objective
+        self.objective = wrap_objective(self.model, config.estimator, self.dist)
         self.shuffle_gen = torch.Generator().manual_seed(config.seed)
         self.noise_gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
         self.step, self.epoch, self.seconds = 0, 0, 0.0
         self.history: list[dict] = []
 
+    def add_callback(self, callback: Callback, kinds: Sequence[str] = PROGRESS_EVENTS) -> None:
+        """`callback(event)` for every event of these kinds, after the callbacks added before it."""
+        for kind in kinds:
+            if kind not in EVENTS:
+                raise ValueError(f"a trainer sends {', '.join(EVENTS)} events, not {kind!r}.")
+            self.callbacks[kind].append(callback)
+
     # -- resume ------------------------------------------------------------------------
-    def restore(self, state) -> None:
-        """Continue from a resume state: weights, optimiser state, step and generator states."""
+    def restore(self, state, history: Sequence[dict] = ()) -> None:
+        """Continue from a resume state: weights, optimiser state, step and generator states. `history`
+        is what the run logged up to the resume state's step (the run writer keeps it), so that the
+        records' seconds, the history and the checkpoint's charts carry on from there."""
         self.model.load_state_dict(state.model.state_dict())
         self.optimizer.load_state_dict(state.optimizer_state)
         for group in self.optimizer.param_groups:  # a resumed run may ask for another learning rate
@@ -179,11 +177,8 @@ class Trainer:
             # fresh stream, seeded from the step, so it stays repeatable but not identical to one device.
             self.noise_gen.manual_seed(self.config.seed + 1 + state.step)
         self.step, self.epoch = state.step, state.epoch
-        if self.run is not None and self.dist.is_main:
-            truncate_metrics(self.run.metrics, self.step)
-            drop_after(snapshot_dir(self.run.checkpoint), self.epoch)
-            self.history = read_metrics(self.run.metrics)
-            self.seconds = max((r.get("seconds", 0.0) for r in self.history), default=0.0)
+        self.history = list(history)
+        self.seconds = max((r.get("seconds", 0.0) for r in self.history), default=0.0)
 
     # -- the loop ----------------------------------------------------------------------
     def fit(self) -> TrainResult:
@@ -239,9 +234,7 @@ class Trainer:
         status, reason = "finished", f"reached {cfg.epochs} epochs"
         train_seconds, samples_done = 0.0, 0
         last = {"train": None, "test": None}
-        probe = make_probe(x_test, self.data.y_test, model.config.latent_dim, cfg.seed)
-        if self.epoch == 0:
-            self._snapshot(probe, None)  # the untrained model: where the replay starts
+        self._notify("start", [], 0.0, total_steps, test_inputs=x_test)
         model.train()
         while self.epoch < cfg.epochs and status == "finished":
             perm = torch.randperm(n, generator=self.shuffle_gen).to(self.device)
@@ -270,7 +263,7 @@ class Trainer:
                 if self.step % cfg.log_every == 0:
                     record = self._record("train", "step", log_meter.means(self.dist), beta)
                     log_meter = _Meter(self.device)
-                    self._log([record])
+                    self.history.append(record)
                     self._notify("step", [record], samples_done / max(train_seconds, 1e-9), total_steps)
             if status != "finished":
                 break
@@ -285,14 +278,11 @@ class Trainer:
             if not _model_is_finite(model):
                 status, reason = "diverged", f"the weights became non-finite in epoch {self.epoch}"
                 break
-            self._log(records)
-            self._save(records)  # the checkpoint, then the callbacks: a listener may open the new file
-            self._snapshot(probe, records[1]["elbo"])
+            self.history.extend(records)
             self._notify("epoch", records, samples_done / max(train_seconds, 1e-9), total_steps)
         result = TrainResult(status=status, reason=reason, epochs=self.epoch, step=self.step,
                              train_elbo=last["train"], test_elbo=last["test"],
                              samples_per_s=samples_done / max(train_seconds, 1e-9), seconds=self.seconds,
-                             checkpoint=self.run.checkpoint if self.run and self.run.checkpoint.exists() else None,
                              history=self.history, threads=self.thread_choice)
         self._notify("end", [], result.samples_per_s, total_steps, result)
         return result
@@ -305,8 +295,7 @@ class Trainer:
         (elbo, recon, kl), or None when the loss is not finite on some rank.
         """
         cfg = self.config
-        if cfg.binarize == "dynamic":
-            xb = torch.bernoulli(xb, generator=self.noise_gen)
+        xb = batch_inputs(xb, cfg.binarize, self.noise_gen)
         eps = torch.randn((cfg.n_samples, xb.shape[0], self.model.config.latent_dim), device=self.device,
                           generator=self.noise_gen)
         rows = self.dist.shard(xb.shape[0])
@@ -330,42 +319,18 @@ class Trainer:
         """The chosen count (during a run's first probe, the count of the step just run)."""
         return self.thread_choice.threads if self.thread_choice else torch.get_num_threads()
 
-    def _log(self, records: list[dict]) -> None:
-        self.history.extend(records)
-        if self.run is not None and self.dist.is_main:
-            append_metrics(self.run.metrics, records)
-
     def _notify(self, kind: str, records: list[dict], samples_per_s: float, total_steps: int,
-                result: TrainResult | None = None) -> None:
+                result: TrainResult | None = None, test_inputs: torch.Tensor | None = None) -> None:
+        """Send one event to its callbacks, in the order they were added (rank 0 only)."""
         if not self.dist.is_main:
             return
+        state = RunState(step=self.step, epoch=self.epoch, seconds=self.seconds, history=self.history,
+                         optimizer=self.optimizer, generators={"shuffle": self.shuffle_gen, "noise": self.noise_gen})
         event = TrainEvent(kind=kind, records=records, model=self.model, samples_per_s=samples_per_s,
                            progress=min(1.0, self.step / max(1, total_steps)), result=result,
-                           threads=self.thread_choice)
-        for callback in self.callbacks:
+                           threads=self.thread_choice, state=state, test_inputs=test_inputs)
+        for callback in self.callbacks[kind]:
             callback(event)
-
-    def _snapshot(self, probe, test_elbo: float | None) -> None:
-        """The map, samples and reconstructions at this epoch, for the app's replay (rank 0 only)."""
-        if self.run is None or not self.dist.is_main:
-            return
-        save_snapshot(snapshot_dir(self.run.checkpoint), self.epoch, self.step, take_snapshot(self.model, probe),
-                      test_elbo)
-
-    def _save(self, epoch_records: list[dict]) -> None:
-        """End of an epoch: the checkpoint and the resume state, each replaced atomically (rank 0 only)."""
-        if self.run is None or not self.dist.is_main:
-            return
-        train, test = epoch_records
-        summary = {"epochs": self.epoch, "step": self.step, "seconds": round(self.seconds, 2),
-                   "train_elbo": train["elbo"], "test_elbo": test["elbo"],
-                   "threads": self.thread_choice.to_dict() if self.thread_choice else None}
-        save_resume_state(self.run.resume, self.model, self.optimizer, step=self.step, epoch=self.epoch,
-                          generators={"shuffle": self.shuffle_gen, "noise": self.noise_gen},
-                          train_config=self.config.to_dict())
-        save_checkpoint(self.run.checkpoint, self.model, train_config=self.config.to_dict(),
-                        dataset=self.data.info(), history=checkpoint_history(self.history),
-                        summary=summary)
 
 
 def train_run(out: str | Path, data: Dataset, model_config: ModelConfig, config: TrainConfig, *,
@@ -374,7 +339,9 @@ def train_run(out: str | Path, data: Dataset, model_config: ModelConfig, config:
               dist: DistContext | None = None) -> TrainResult:
     """Train into a run folder: refused when it holds a run unless `resume`; with `resume`,
     `config.epochs` is the total to reach. The folder is locked while training; with several
-    processes, every rank checks the folder, then rank 0 alone locks and writes it."""
+    processes, every rank checks the folder, then rank 0 alone locks it and writes it through a
+    RunWriter, the trainer's first callback: each epoch's checkpoint is on disk before `callbacks`
+    (which hear the progress events) hear that epoch."""
     dist = dist or DistContext(device=resolve_device(device))
     run = open_run_dir(out, resume=resume)
     dist.barrier()  # every rank has checked the folder before rank 0 starts writing into it
@@ -385,10 +352,15 @@ def train_run(out: str | Path, data: Dataset, model_config: ModelConfig, config:
         state = load_resume_state(run.resume) if resume else None
         if state is not None and state.model.config != model_config:
             model_config = state.model.config  # the run's own architecture wins over defaults
-        trainer = Trainer(build_model(model_config, config.seed), data, config, run=run, callbacks=callbacks,
-                          threads=threads, stop_event=stop_event, dist=dist)
-        if state is not None:
-            trainer.restore(state)
+        trainer = Trainer(build_model(model_config, config.seed), data, config, threads=threads,
+                          stop_event=stop_event, dist=dist)
+        writer = RunWriter(run, data, config) if dist.is_main else None
+        if writer is not None:
+            writer.attach(trainer)  # first, before `callbacks`: a listener may open the epoch's new checkpoint
+        for callback in callbacks:
+            trainer.add_callback(callback)
+        if state is not None:  # the writer forgets the abandoned future and keeps the records up to `state`
+            trainer.restore(state, history=writer.resume(state.step, state.epoch) if writer is not None else ())
         return trainer.fit()
     finally:
         lock.release()
