@@ -181,7 +181,7 @@ PRESETS: dict[str, dict] = {
         "train": {"optimizer": "adagrad", "lr": 0.02, "batch_size": 100, "n_samples": 1, "estimator": "B"},
     },
 }
-Preset = Literal[tuple(PRESETS)]
+Preset = Literal[tuple(PRESETS)]  # the names of PRESETS, as a Literal: the table reads a setting's choices from it
 PRESET_FILLED = frozenset(name for p in PRESETS.values() for part in p.values() for name in part)
 
 
@@ -316,7 +316,9 @@ class RunSettings:
                               help="run folder to create (or continue with --resume)",
                               app="the page trains into the runs folder, in a folder named by its Run name")
     preset: Preset = setting("default", label="Preset", flag="--preset",
-                             help="paper: 500 tanh units, N(0, 0.01^2) init, Adagrad, as in section 5 of the paper")
+                             help="paper: 500 tanh units, N(0, 0.01^2) init, Adagrad, as in section 5 of the paper",
+                             tip="fills the fields below; paper: 500 tanh units, N(0, 0.01^2) init, Adagrad 0.02, "
+                                 "as in section 5 of the paper; default: 400 relu units, Adam")
     threads: int | None = setting(
         None, label="Torch threads", flag="--threads", bound=Bound(1),
         help="torch intra-op threads (default: measured: a few timed steps with each count at the start and again "
