@@ -11,13 +11,13 @@ import time
 import pytest
 from conftest import REPO
 
-from vae.config import TrainConfig
+from vae.config import ModelSettings, TrainConfig
 from vae.jobs import JobRegistry, JobSpec
 from vae.runs import RunError
 
 
 def spec(name, epochs=2, resume=False, **kw):
-    return JobSpec(run_name=name, dataset="digits", model={"latent_dim": 2, "hidden": (32,)},
+    return JobSpec(run_name=name, dataset="digits", model=ModelSettings(latent_dim=2, hidden=(32,)),
                    train=TrainConfig(epochs=epochs, **kw), resume=resume)
 
 
@@ -72,7 +72,7 @@ def test_a_name_in_use_is_refused_at_once(tmp_path):
 
 def test_a_bad_job_fails_with_a_sentence_and_frees_the_slot(tmp_path):
     reg = JobRegistry(tmp_path)
-    bad = reg.submit(JobSpec(run_name="bad", dataset=str(tmp_path / "missing.npz"), model={},
+    bad = reg.submit(JobSpec(run_name="bad", dataset=str(tmp_path / "missing.npz"), model=ModelSettings(),
                              train=TrainConfig(epochs=1)), owner="a")
     failed = reg.wait(bad.id, 60)
     assert failed.state == "failed" and "missing.npz" in failed.message
@@ -115,9 +115,10 @@ def test_a_training_process_that_dies_fails_its_job_with_a_sentence(tmp_path):
 ORPHAN = """
 import sys, time
 from vae.jobs import JobRegistry, JobSpec
+from vae.config import ModelSettings
 from vae.train import TrainConfig
 reg = JobRegistry(sys.argv[1])
-job = reg.submit(JobSpec(run_name="orphan", dataset="digits", model={"latent_dim": 2, "hidden": (32,)},
+job = reg.submit(JobSpec(run_name="orphan", dataset="digits", model=ModelSettings(latent_dim=2, hidden=(32,)),
                          train=TrainConfig(epochs=500)), owner="a")
 while not any(r["kind"] == "epoch" for r in reg.get(job.id).history):  # a checkpoint exists
     time.sleep(0.1)
@@ -229,9 +230,10 @@ def test_queue_places_follow_submission_across_processes_and_a_dead_process_leav
 SECOND_SERVER = """
 import sys, time
 from vae.jobs import JobRegistry, JobSpec
+from vae.config import ModelSettings
 from vae.train import TrainConfig
 reg = JobRegistry(sys.argv[1], max_running=1)
-job = reg.submit(JobSpec(run_name="elsewhere", dataset="digits", model={"latent_dim": 2, "hidden": (32,)},
+job = reg.submit(JobSpec(run_name="elsewhere", dataset="digits", model=ModelSettings(latent_dim=2, hidden=(32,)),
                          train=TrainConfig(epochs=500)), owner="a")
 print(reg.get(job.id).state, flush=True)
 sys.stdin.readline()

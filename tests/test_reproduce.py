@@ -31,7 +31,7 @@ def train_with(data, calls=None):
     def train(spec, out):
         if calls is not None:
             calls.append(spec)
-        config = ModelConfig(image_shape=data.image_shape, **spec.model)
+        config = ModelConfig(image_shape=data.image_shape, **spec.model.to_dict())
         return train_run(out, data, config, spec.train, resume=spec.resume, threads=1)
     return train
 

@@ -22,7 +22,7 @@ def make_reproduction(runs, plan: rp.Plan) -> None:
     data = load_dataset(plan.dataset)
 
     def train(spec, out):
-        config = ModelConfig(image_shape=data.image_shape, **spec.model)
+        config = ModelConfig(image_shape=data.image_shape, **spec.model.to_dict())
         return train_run(out, data, config, spec.train, resume=spec.resume, threads=1)
 
     rp.run_plan(plan, runs, data, train=train)

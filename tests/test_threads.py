@@ -12,7 +12,7 @@ from conftest import require
 
 import vae.train
 from vae.checkpoint import load_checkpoint
-from vae.config import ModelConfig, TrainConfig
+from vae.config import ModelConfig, ModelSettings, TrainConfig
 from vae.data import load_dataset
 from vae.threads import ThreadChooser, candidate_counts, pick
 from vae.train import train_run
@@ -204,6 +204,7 @@ def test_under_a_busy_loop_it_never_takes_more_threads_than_its_measurements_sho
 def test_the_apps_training_process_takes_a_count_or_auto():
     from vae.job_process import job_line, job_threads
     assert job_threads(1) == 1 and job_threads("2") == 2 and job_threads("auto") is None
-    spec = SimpleNamespace(dataset="digits", data_dir=None, model={"latent_dim": 2}, train=TrainConfig(), resume=False)
+    spec = SimpleNamespace(dataset="digits", data_dir=None, model=ModelSettings(latent_dim=2), train=TrainConfig(),
+                           resume=False, device="cpu")
     assert json.loads(job_line(spec, "/runs/x", "auto"))["threads"] == "auto"
     assert json.loads(job_line(spec, "/runs/x", 2))["threads"] == 2

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import time
 
@@ -9,9 +10,9 @@ import numpy as np
 import streamlit as st
 
 from vae.checkpoint import Checkpoint, CheckpointError
-from vae.config import ConfigError, TrainConfig, parse_hidden
+from vae.config import Bound, ConfigError, Setting, TrainConfig, configs_from, preset_values, train_settings
 from vae.data import BUILTIN_DATASETS, DataError, available_datasets, load_user_data
-from vae.jobs import ACTIVE, Job, JobSpec, SharedJob
+from vae.jobs import ACTIVE, Job, JobSpec, SharedJob, devices_here
 from vae.runs import RunError, read_metrics
 from vae.storage import atomic_write_bytes
 
@@ -40,38 +41,97 @@ def _save_training_upload(file) -> str:
     return str(path)
 
 
+# The form's four columns; every other setting the page offers sits under "More settings", so a setting
+# added to vae/config.py appears here without an edit. Settings of `python -m vae train` the page leaves
+# out, each with the reason its `app` field gives: --out (the Run name names a folder in the runs folder),
+# --data-dir (the server's VAE_DATA_DIR), --threads (the server's VAE_TORCH_THREADS), --resume (the Resume
+# button under Watch run); init_std has no flag either: the chosen preset sets it.
+COLUMNS = (("dataset",), ("arch", "latent_dim", "hidden", "activation"),
+           ("likelihood", "estimator", "binarize", "beta", "kl_warmup"),
+           ("epochs", "batch_size", "lr", "optimizer", "seed"))
+PRESET_KEY = "tr_preset"
+
+
+def offered() -> dict[str, Setting]:
+    """The settings of the command line's `train` that the page offers, by name, in its --help order."""
+    return {s.name: s for s in train_settings() if not s.app}
+
+
+def _key(s: Setting) -> str:
+    return "tr_data" if s.name == "dataset" else f"tr_{s.name}"
+
+
+def _as_shown(s: Setting, value):
+    return s.text(value) if s.shown == "text" else value
+
+
+def _fill_preset() -> None:
+    """Choosing a preset writes its values into the fields, as the command line fills what was not given."""
+    settings = offered()
+    for name, value in preset_values(st.session_state[PRESET_KEY]).items():
+        if name in settings:
+            st.session_state[_key(settings[name])] = _as_shown(settings[name], value)
+
+
+def _start_values(settings: dict[str, Setting]) -> None:
+    """Each field starts where the command line does with no flag: the default preset, then the defaults."""
+    preset = st.session_state.setdefault(PRESET_KEY, settings["preset"].default)
+    start = {**{name: s.default for name, s in settings.items()}, **preset_values(preset)}
+    for name, s in settings.items():
+        if name not in ("preset", "dataset"):
+            st.session_state.setdefault(_key(s), _as_shown(s, start[name]))
+
+
+def _field(where, s: Setting):
+    """One setting's widget, from its table row: a choice, a number within its bounds, or text."""
+    key, tip = _key(s), s.tip or s.help
+    if s.shown == "choice":
+        options = devices_here() if s.name == "device" else s.choices
+        return where.selectbox(s.label, options, key=key, help=tip)
+    if s.shown == "text":
+        return where.text_input(s.label, key=key, help=tip)
+    bound = s.bound or Bound()
+    low = None if bound.low is None or bound.above else s.kind(bound.low)  # an open bound: refused by the check
+    high = None if bound.high is None else s.kind(bound.high)
+    step = s.kind(s.step) if s.step is not None else (1 if s.kind is int else None)
+    return where.number_input(s.label, min_value=low, max_value=high, step=step, format=s.fmt, key=key, help=tip,
+                              placeholder="learned" if s.optional else None)
+
+
 def settings_form() -> JobSpec | None:
-    """The run's settings; returns a spec when the user presses Start and everything is valid."""
+    """The run's settings (every one of the command line's that the page can offer); returns a spec when
+    the user presses Start and everything is valid."""
+    settings = offered()
+    _start_values(settings)
+    preset = settings["preset"]
+    st.columns(4)[0].selectbox(preset.label, preset.choices, key=PRESET_KEY, on_change=_fill_preset,
+                               help=preset.tip or preset.help)
     names = [d["name"] for d in available_datasets() if d["available"]]
+    placed = {name for column in COLUMNS for name in column}
     with st.form("train_form"):
-        c1, c2, c3, c4 = st.columns(4)
-        dataset = c1.selectbox("Data set", names + [UPLOAD], key="tr_data")
-        file = c1.file_uploader("Your data (.npz, .npy, .zip of PNGs)", type=["npz", "npy", "zip"], key="tr_file")
-        arch = c2.selectbox("Architecture", ["mlp", "conv"], key="tr_arch")
-        latent = c2.number_input("Latent size", 1, 256, 2, key="tr_latent")
-        hidden = c2.text_input("Hidden widths", "400", key="tr_hidden", help="e.g. 500, or 512,256")
-        likelihood = c3.selectbox("Likelihood", ["bernoulli", "gaussian"], key="tr_lik")
-        estimator = c3.selectbox("SGVB estimator", ["B", "A"], key="tr_est", help="B: analytic KL (eq. 7); A: Monte Carlo (eq. 6)")
-        binarize = c3.selectbox("Binarise inputs", ["none", "dynamic", "static"], key="tr_bin")
-        beta = c3.number_input("β (KL weight)", 0.0, 100.0, 1.0, 0.1, key="tr_beta")
-        warmup = c3.number_input("KL warm-up (epochs)", 0.0, 1000.0, 0.0, 1.0, key="tr_warm")
-        epochs = c4.number_input("Epochs", 1, 10_000, 10, key="tr_epochs")
-        batch = c4.number_input("Batch size", 1, 8192, 100, key="tr_batch")
-        lr = c4.number_input("Learning rate", 1e-6, 100.0, 1e-3, format="%.5f", key="tr_lr")
-        seed = c4.number_input("Seed", 0, 10**6, 0, key="tr_seed")
-        name = c1.text_input("Run name", key="tr_name", placeholder="e.g. fashion-z10")
+        columns = st.columns(len(COLUMNS))
+        dataset = columns[0].selectbox(settings["dataset"].label, names + [UPLOAD], key="tr_data",
+                                       help=settings["dataset"].tip)
+        file = columns[0].file_uploader("Your data (.npz, .npy, .zip of PNGs)", type=["npz", "npy", "zip"],
+                                        key="tr_file")
+        name = columns[0].text_input("Run name", key="tr_name", placeholder="e.g. fashion-z10")
+        given = {n: _field(column, settings[n]) for column, group in zip(columns, COLUMNS, strict=True)
+                 for n in group if n != "dataset"}
+        with st.expander("More settings"):
+            rest = [s for n, s in settings.items() if n not in placed and n != "preset"]
+            for column, s in zip(itertools.cycle(st.columns(len(COLUMNS))), rest, strict=False):
+                given[s.name] = _field(column, s)
         if not st.form_submit_button("Start training", type="primary"):
             return None
     try:
         source = _save_training_upload(file) if dataset == UPLOAD and file else dataset
         if source == UPLOAD:
             raise DataError("choose a data file to upload first.")
-        run_name = name.strip() or f"{dataset if dataset != UPLOAD else 'upload'}-z{latent}-{time.strftime('%m%d-%H%M%S')}"
-        return JobSpec(run_name=run_name, dataset=source,
-                       model={"arch": arch, "latent_dim": int(latent), "hidden": parse_hidden(hidden),
-                              "likelihood": likelihood},
-                       train=TrainConfig(epochs=int(epochs), batch_size=int(batch), lr=float(lr), estimator=estimator,
-                                         beta=float(beta), kl_warmup=float(warmup), binarize=binarize, seed=int(seed)))
+        given = {n: settings[n].parse(v) if settings[n].shown == "text" else v for n, v in given.items()}
+        model, train = configs_from(st.session_state[PRESET_KEY], given)
+        run_name = name.strip() or f"{dataset if dataset != UPLOAD else 'upload'}-z{model.latent_dim}-" \
+                                   f"{time.strftime('%m%d-%H%M%S')}"
+        return JobSpec(run_name=run_name, dataset=source, model=model, train=train, device=given["device"])
     except (DataError, ConfigError, RunError, OSError) as err:
         fail(str(err))
     return None
@@ -162,9 +222,8 @@ def resume_controls(run_name: str) -> Checkpoint | None:
         total = int(c1.number_input("Continue to epoch", done + 1, 100_000, done + 10, key=f"tr_to_{run_name}"))
         if c2.button(f"Resume {run_name} from epoch {done}", key=f"tr_resume_{run_name}"):
             info = ck.dataset or {}
-            submit(JobSpec(run_name=run_name, resume=True,
-                           dataset=info.get("name") if info.get("name") in BUILTIN_DATASETS else str(info.get("source")),
-                           model={k: v for k, v in ck.model_config.to_dict().items() if k != "image_shape"},
+            dataset = info.get("name") if info.get("name") in BUILTIN_DATASETS else str(info.get("source"))
+            submit(JobSpec(run_name=run_name, resume=True, dataset=dataset, model=ck.model_config.settings,
                            train=TrainConfig.from_dict({**ck.train_config, "epochs": total})))
     return ck
 

@@ -10,13 +10,30 @@ import sys
 import threading
 from pathlib import Path
 
+from .config import ConfigError, Setting, all_settings, parse_hidden, train_settings
+
 
 def _hidden(text: str) -> tuple[int, ...]:
-    from .config import ConfigError, parse_hidden
     try:
         return parse_hidden(text)
     except ConfigError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_setting(parser: argparse.ArgumentParser, setting: Setting, **changes) -> None:
+    """One option of vae/config.py's table; `changes` are a command's own default or help (reproduce's)."""
+    kw = {"dest": setting.name, "help": setting.help}
+    if setting.kind is bool:
+        kw["action"] = "store_true"
+    else:
+        kw.update(default=setting.cli_default, required=setting.required)
+        if setting.choices and not setting.also:  # a setting that also takes a pattern (cuda:1) is checked later
+            kw["choices"] = setting.choices
+        elif setting.kind in (int, float):
+            kw["type"] = setting.kind
+        elif setting.kind is tuple:
+            kw["type"] = _hidden
+    parser.add_argument(setting.flag, **{**kw, **changes})
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -31,33 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     t = sub.add_parser("train", help="train a VAE into a run folder")
-    t.add_argument("--dataset", default="mnist-5k", help="mnist-5k (default), digits, fashion-mnist, mnist, or a .npz/.npy/.zip/folder of PNGs")
-    t.add_argument("--data-dir", help="folder holding the four IDX files of --dataset")
-    t.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
-    t.add_argument("--preset", choices=("default", "paper"), default="default",
-                   help="paper: 500 tanh units, N(0, 0.01^2) init, Adagrad, as in section 5 of the paper")
-    t.add_argument("--latent-dim", type=int, default=2)
-    t.add_argument("--epochs", type=int, default=10, help="epochs to train; with --resume, the total to reach")
-    t.add_argument("--arch", choices=("mlp", "conv"))
-    t.add_argument("--hidden", type=_hidden, help="hidden widths, e.g. 400 or 512,256")
-    t.add_argument("--activation", choices=("relu", "tanh"))
-    t.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli")
-    t.add_argument("--gaussian-std", type=float, help="fixed decoder std for --likelihood gaussian (default: learned)")
-    t.add_argument("--binarize", choices=("none", "dynamic", "static"), default="none")
-    t.add_argument("--estimator", choices=("A", "B"), help="SGVB estimator: A (eq. 6) or B (eq. 7, default)")
-    t.add_argument("--samples", type=int, dest="n_samples", help="L, samples of z per datapoint")
-    t.add_argument("--beta", type=float, default=1.0)
-    t.add_argument("--kl-warmup", type=float, default=0.0, help="epochs over which the KL weight rises from 0 to beta")
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--optimizer", choices=("adam", "adagrad"))
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--log-every", type=int, default=20, help="steps between logged train records")
-    t.add_argument("--threads", type=int, help="torch intra-op threads (default: measured: a few timed steps with each "
-                   "count at the start and again as the load changes, fewest unless more are clearly faster; "
-                   "printed on stderr)")
-    t.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto (CUDA when present)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its saved state")
+    for setting in train_settings():  # every setting, its flag, default and help: vae/config.py
+        add_setting(t, setting)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on its data set's test split")
     e.add_argument("path", help="a run folder or a .safetensors checkpoint")
@@ -112,8 +104,9 @@ def _add_reproduce(sub) -> None:
                     "larger --budget extends them. The paper does not say how it binarised MNIST: --binarize\n"
                     "none trains on grey pixels as Bernoulli targets, dynamic draws new binary images each step.")
     r.add_argument("figure", choices=("fig2", "fig4"), help="fig2: lower bound vs training samples; fig4: 2-D manifold")
-    r.add_argument("--dataset", default="mnist", help="mnist (default), fashion-mnist, mnist-5k or digits")
-    r.add_argument("--data-dir", help="folder holding the four IDX files of --dataset")
+    shared = all_settings()  # train's settings, with reproduce's own defaults and help where they differ
+    add_setting(r, shared["dataset"], default="mnist", help="mnist (default), fashion-mnist, mnist-5k or digits")
+    add_setting(r, shared["data_dir"])
     r.add_argument("--out", required=True, help="the runs folder to train into (the app reads runs/ or $VAE_RUNS_DIR)")
     r.add_argument("--name", help="runs are named <name>-nz<K> (default: <figure>-<dataset>-<preset>-<binarize>)")
     r.add_argument("--latent-dims", type=int, nargs="+",
@@ -121,14 +114,15 @@ def _add_reproduce(sub) -> None:
     r.add_argument("--budget", type=_budget,
                    help="training samples per latent size, rounded up to whole epochs (default 1e7; the paper "
                         "ran to 2e8); about 13,000 samples/s on one CPU core")
-    r.add_argument("--preset", choices=("paper", "default"), default="paper",
-                   help="paper: 500 tanh units, N(0, 0.01^2) init, Adagrad 0.02 (default); default: the project's 400 relu, Adam")
-    r.add_argument("--binarize", choices=("none", "dynamic", "static"), default="none",
-                   help="none: grey pixels as Bernoulli targets (default); dynamic: resampled each step; static: once")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--grid", type=int, default=20, help="fig4: images per side of the manifold (default 20, as in the paper)")
-    r.add_argument("--threads", type=int, help="torch intra-op threads (default: measured while training, as in train)")
-    r.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto (CUDA when present)")
+    add_setting(r, shared["preset"], default="paper", help="paper: 500 tanh units, N(0, 0.01^2) init, Adagrad 0.02 "
+                "(default); default: the project's 400 relu, Adam")
+    add_setting(r, shared["binarize"], help="none: grey pixels as Bernoulli targets (default); dynamic: resampled "
+                "each step; static: once")
+    add_setting(r, shared["seed"])
+    r.add_argument("--grid", type=int, default=20,
+                   help="fig4: images per side of the manifold (default 20, as in the paper)")
+    add_setting(r, shared["threads"], help="torch intra-op threads (default: measured while training, as in train)")
+    add_setting(r, shared["device"])
 
 
 def _add_serve(sub) -> None:
@@ -143,46 +137,38 @@ def _add_serve(sub) -> None:
                    help="the address nginx listens on (default 127.0.0.1, this machine only; 0.0.0.0 for a room)")
     v.add_argument("--runs-dir", help="the shared runs folder (default: $VAE_RUNS_DIR, else ./runs)")
     v.add_argument("--read-only", action="store_true", help="no training, no uploads (as VAE_READ_ONLY=1)")
-    v.add_argument("--max-jobs", type=int, help="training jobs at once across all replicas (default: $VAE_MAX_JOBS, else 1)")
-    v.add_argument("--torch-threads", type=int, help="torch threads per replica and job (default: $VAE_TORCH_THREADS, else 1)")
+    v.add_argument("--max-jobs", type=int,
+                   help="training jobs at once across all replicas (default: $VAE_MAX_JOBS, else 1)")
+    v.add_argument("--torch-threads", type=int,
+                   help="torch threads per replica and job (default: $VAE_TORCH_THREADS, else 1)")
     v.add_argument("--log-dir", help="keep each replica's log here (default: a temporary folder, removed at the end)")
     v.add_argument("--upstream", action="append", default=[], metavar="HOST:PORT",
                    help="also proxy to a replica started by hand on another machine (repeatable; see the README)")
 
 
 def _configs(args):
-    from .config import PRESETS, TrainConfig
+    """The run's settings and its two configs: the preset fills what the command line did not give."""
+    from .config import RunSettings, configs_from
 
-    preset = PRESETS[args.preset]
-    model_kw = dict(preset["model"])
-    train_kw = dict(preset["train"])
-    for key in ("arch", "hidden", "activation"):
-        if getattr(args, key) is not None:
-            model_kw[key] = getattr(args, key)
-    for key in ("batch_size", "lr", "optimizer", "estimator", "n_samples"):
-        if getattr(args, key) is not None:
-            train_kw[key] = getattr(args, key)
-    train_kw.update(epochs=args.epochs, beta=args.beta, kl_warmup=args.kl_warmup, binarize=args.binarize,
-                    seed=args.seed, log_every=args.log_every)
-    return model_kw, TrainConfig(**train_kw)
+    run = RunSettings.from_dict(vars(args))  # --threads and --device refused here, in one sentence
+    model, train = configs_from(run.preset, vars(args))
+    return run, model, train
 
 
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from . import distributed
-    from .config import ModelConfig
     from .data import load_dataset
     from .distributed import resolve_device
     from .train import train_run
 
-    model_kw, train_config = _configs(args)
-    data = load_dataset(args.dataset, data_dir=args.data_dir)
-    model_config = ModelConfig(image_shape=data.image_shape, latent_dim=args.latent_dim,
-                               likelihood=args.likelihood, gaussian_std=args.gaussian_std, **model_kw)
+    run, model_settings, train_config = _configs(args)
+    data = load_dataset(run.dataset, data_dir=run.data_dir)
+    model_config = model_settings.with_image_shape(data.image_shape)
     for note in data.notes:
         print(f"note: {note}", file=sys.stderr)
-    dist = distributed.init(resolve_device(args.device))  # a no-op unless started by torchrun
+    dist = distributed.init(resolve_device(run.device))  # a no-op unless started by torchrun
     bar = tqdm(total=1000, desc=f"training {data.name}", unit="‰", file=sys.stderr,
                disable=None if dist.is_main else True,
                bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
@@ -203,8 +189,8 @@ def cmd_train(args) -> int:
 
     stop = threading.Event()
     try:
-        result = train_run(args.out, data, model_config, train_config, resume=args.resume, callbacks=[on_event],
-                           threads=args.threads, stop_event=stop, dist=dist)
+        result = train_run(run.out, data, model_config, train_config, resume=run.resume, callbacks=[on_event],
+                           threads=run.threads, stop_event=stop, dist=dist)
     except KeyboardInterrupt:
         bar.close()
         print("error: interrupted; the checkpoint of the last finished epoch is kept (continue with --resume).",
@@ -218,7 +204,7 @@ def cmd_train(args) -> int:
     summary = result.summary()
     print(json.dumps({"samples_per_s": summary["samples_per_s"], "train_elbo": result.train_elbo,
                       "test_elbo": result.test_elbo, "seconds": summary["seconds"], "epochs": result.epochs,
-                      "threads": summary["threads"], "status": result.status, "out": str(args.out)}))
+                      "threads": summary["threads"], "status": result.status, "out": str(run.out)}))
     if result.status == "diverged":
         print(f"error: training diverged: {result.reason}; the last good checkpoint was kept.", file=sys.stderr)
         return 3
@@ -261,7 +247,6 @@ def cmd_datasets(args) -> int:
 def cmd_reproduce(args) -> int:
     from tqdm import tqdm
 
-    from .config import ConfigError, ModelConfig
     from .data import load_dataset
     from .reproduce import MANIFEST, Plan, reproduction_dir, run_plan, write_manifold_png, write_series_csv
     from .train import train_run
@@ -280,7 +265,7 @@ def cmd_reproduce(args) -> int:
     summaries: dict[str, dict] = {}
 
     def train(spec, out):
-        bar = tqdm(total=1000, desc=f"Nz={spec.model['latent_dim']}", unit="‰", file=sys.stderr, disable=None,
+        bar = tqdm(total=1000, desc=f"Nz={spec.model.latent_dim}", unit="‰", file=sys.stderr, disable=None,
                    bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
 
         def on_event(event):
@@ -290,13 +275,13 @@ def cmd_reproduce(args) -> int:
                 bar.set_postfix({"test": f"{test[-1]['elbo']:.1f}", "samples/s": f"{event.samples_per_s:,.0f}"},
                                 refresh=False)
 
-        model_config = ModelConfig(image_shape=data.image_shape, **spec.model)
+        model_config = spec.model.with_image_shape(data.image_shape)
         try:
             result = train_run(out, data, model_config, spec.train, resume=spec.resume, callbacks=[on_event],
                                threads=args.threads, device=args.device)
         finally:
             bar.close()
-        summaries[str(spec.model["latent_dim"])] = {**result.summary(), "run": spec.run_name}
+        summaries[str(spec.model.latent_dim)] = {**result.summary(), "run": spec.run_name}
         return result
 
     def skipped(k):
@@ -350,7 +335,6 @@ def cmd_serve(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     from .bundle import BundleError
     from .checkpoint import CheckpointError
-    from .config import ConfigError
     from .data import DataError
     from .runs import RunError
 

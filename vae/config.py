@@ -1,134 +1,170 @@
-"""Every setting of a model and of a training run, with its choices, default and check, in one place.
+"""Every setting of a model and of a training run, once: its flag, help, choices, default, bounds and how
+the Train page shows it.
 
-The command line's options and the Train page's fields are generated from these dataclasses (see
-`FIELDS`), so both offer every setting and cannot drift apart. No torch here: the app's first page and
-the CLI's --help import this module without loading PyTorch.
+Each setting is a dataclass field whose metadata is a `Setting`: `ModelSettings` (what a person chooses
+of a model; `ModelConfig` adds the image shape, which the data decides), `TrainConfig`, and `RunSettings`
+(the data set, the preset, the device: what a run needs beside its two configs). The command line's
+`train` options (vae/__main__.py) and the Train page's fields (ui/train_view.py) are generated from
+`train_settings()`, and the configs' checks read the same bounds, so none of them can drift. No torch
+here: the app's first page and the CLI's --help import this module without loading PyTorch.
 """
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import asdict, dataclass
-from typing import Literal
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal, Mapping, get_args, get_origin, get_type_hints
 
-ARCHS = ("mlp", "conv")
-ACTIVATIONS = ("relu", "tanh")
-LIKELIHOODS = ("bernoulli", "gaussian")
-ESTIMATORS = ("A", "B")
+Arch = Literal["mlp", "conv"]
+Activation = Literal["relu", "tanh"]
+Likelihood = Literal["bernoulli", "gaussian"]  # appendix C.1 and C.2
+Estimator = Literal["A", "B"]  # SGVB estimator: A is eq. 6, B is eq. 7
+Optimizer = Literal["adam", "adagrad"]
+Binarize = Literal["none", "dynamic", "static"]  # Bernoulli targets: grey pixels, resampled, fixed
+
+ARCHS: tuple[str, ...] = get_args(Arch)
+ACTIVATIONS: tuple[str, ...] = get_args(Activation)
+LIKELIHOODS: tuple[str, ...] = get_args(Likelihood)
+ESTIMATORS: tuple[str, ...] = get_args(Estimator)
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+BINARIZE: tuple[str, ...] = get_args(Binarize)
+DEVICES = ("cpu", "auto", "cuda")  # auto: CUDA when present; the command line also takes cuda:N
 
 
 class ConfigError(ValueError):
     """A model or training configuration that cannot be built; the message is one sentence."""
 
 
+# -- what a setting is ---------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ModelConfig:
-    image_shape: tuple[int, int]
-    latent_dim: int = 2
-    arch: Literal["mlp", "conv"] = "mlp"
-    hidden: tuple[int, ...] = (400,)  # mlp: hidden widths, mirrored in the decoder
-    activation: Literal["relu", "tanh"] = "relu"
-    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
-    gaussian_std: float | None = None  # gaussian decoder: None learns log sigma^2 per pixel (appendix C.2), else fixed
-    init_std: float | None = None  # None: PyTorch's default init; the paper preset draws every parameter from N(0, 0.01^2)
+class Bound:
+    """The numbers a setting admits: the configs' checks and the page's limits read this one record."""
+    low: float | None = None
+    high: float | None = None
+    above: bool = False  # low itself is refused ("positive")
+    says: str = ""  # the refusal's words where the numbers alone read badly; may name {low} and {high}
 
-    def __post_init__(self):
-        # Coerce JSON lists back to tuples so a config read from a checkpoint compares equal.
-        object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
-        object.__setattr__(self, "hidden", tuple(int(v) for v in self.hidden))
-        self.validate()
+    def admits(self, value) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.above else value < self.low):
+            return False
+        return self.high is None or value <= self.high
 
-    def validate(self) -> None:
-        h, w = self.image_shape if len(self.image_shape) == 2 else (0, 0)
-        checks = [
-            (len(self.image_shape) == 2 and h > 0 and w > 0, f"image_shape must be (height, width), got {self.image_shape}"),
-            (1 <= self.latent_dim <= 1024, f"latent size must be between 1 and 1024, got {self.latent_dim}"),
-            (self.arch in ARCHS, f"architecture must be one of {', '.join(ARCHS)}, got {self.arch!r}"),
-            (len(self.hidden) >= 1 and all(1 <= n <= 8192 for n in self.hidden),
-             f"hidden sizes must be one or more widths between 1 and 8192, got {list(self.hidden)}"),
-            (self.activation in ACTIVATIONS, f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"),
-            (self.likelihood in LIKELIHOODS, f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}"),
-            (self.gaussian_std is None or self.gaussian_std > 0, f"gaussian_std must be positive, got {self.gaussian_std}"),
-            (self.init_std is None or self.init_std > 0, f"init_std must be positive, got {self.init_std}"),
-            (self.arch != "conv" or (h % 4 == 0 and w % 4 == 0),
-             f"the conv architecture needs image sides divisible by 4, got {h}x{w}; use --arch mlp"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message + ".")
+    def words(self) -> str:
+        if self.says:
+            return self.says.format(low=self.low, high=self.high)
+        if self.high is not None:
+            return f"between {self.low} and {self.high}"
+        return "positive" if self.above else f"at least {self.low}"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting as the command line, the Train page and the configs' checks all see it."""
+    label: str  # the Train page's label
+    flag: str | None = None  # the command line's; None: no flag (init_std is set by a preset only)
+    help: str | None = None  # the command line's help; None: --help lists the flag alone
+    tip: str | None = None  # the page's tooltip where the help's wording names flags; None: the help
+    noun: str = ""  # how a refusal names it ("latent size"); empty: the field's name
+    bound: Bound | None = None
+    says: str = ""  # a choice's refusal words where "one of a, b" reads badly
+    choices: tuple = ()  # empty: the field's Literal
+    also: str = ""  # a pattern of further values the command line takes (device: cuda:1); no argparse choices
+    required: bool = False  # the command line needs it (--out)
+    step: float | None = None  # the page's number input
+    fmt: str | None = None
+    app: str = ""  # why the Train page does not offer it; empty: it does
+    # Filled in from the dataclass field by `_settings_of`:
+    name: str = ""
+    group: str = ""  # "model", "train" or "run": ModelSettings, TrainConfig or RunSettings
+    default: Any = None
+    kind: type = str  # int, float, str, bool, or tuple (widths, written "512,256")
+    optional: bool = False  # None is a value: "not given" (the preset's or the default), or "learned"
 
     @property
-    def n_pixels(self) -> int:
-        return self.image_shape[0] * self.image_shape[1]
+    def shown(self) -> str:
+        """How the page shows it: "choice", "switch", "number" or "text"."""
+        if self.choices:
+            return "choice"
+        return {bool: "switch", int: "number", float: "number"}.get(self.kind, "text")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    @property
+    def preset_fills(self) -> bool:
+        """A preset sets it: the command line's default is None (not given), so that the preset's value wins."""
+        return self.name in PRESET_FILLED
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown model config fields: {', '.join(sorted(unknown))}.")
-        return cls(**data)
+    @property
+    def cli_default(self):
+        return None if self.preset_fills else self.default
 
+    def text(self, value) -> str:
+        """A value as the page's text field holds it: widths as "500,400"."""
+        return ",".join(str(v) for v in value) if self.kind is tuple else ("" if value is None else str(value))
 
-def parse_hidden(text: str) -> tuple[int, ...]:
-    """Hidden widths written as "500" or "512,256" (command line and Train page alike)."""
-    try:
-        sizes = tuple(int(v) for v in str(text).replace(" ", "").split(",") if v)
-    except ValueError:
-        raise ConfigError(f"hidden sizes are widths separated by commas, like 500 or 512,256; got {text!r}.") from None
-    if not sizes:
-        raise ConfigError("hidden sizes need at least one width, like 500 or 512,256.")
-    return sizes
+    def parse(self, text: str):
+        """The inverse of `text` (the command line's --hidden and the page's "Hidden widths")."""
+        return parse_hidden(text) if self.kind is tuple else text
 
-
-OPTIMIZERS = ("adam", "adagrad")
-BINARIZE = ("none", "dynamic", "static")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 100
-    lr: float = 1e-3
-    optimizer: Literal["adam", "adagrad"] = "adam"
-    estimator: Literal["A", "B"] = "B"  # SGVB estimator: A is eq. 6, B is eq. 7
-    n_samples: int = 1  # L, samples of z per datapoint (the paper uses 1 with M = 100)
-    beta: float = 1.0  # weight of the KL term; 1 is the ELBO
-    kl_warmup: float = 0.0  # epochs over which the KL weight rises linearly from 0 to beta
-    binarize: Literal["none", "dynamic", "static"] = "none"  # Bernoulli targets: grey pixels, resampled, fixed
-    seed: int = 0
-    log_every: int = 20  # steps between train records
-
-    def __post_init__(self):
-        checks = [
-            (1 <= self.epochs <= 100_000, f"epochs must be between 1 and 100000, got {self.epochs}"),
-            (1 <= self.batch_size <= 65_536, f"batch size must be between 1 and 65536, got {self.batch_size}"),
-            (math.isfinite(self.lr) and self.lr > 0, f"learning rate must be a positive number, got {self.lr}"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
-            (self.estimator in ESTIMATORS, f"estimator must be A or B, got {self.estimator!r}"),
-            (1 <= self.n_samples <= 1000, f"samples per datapoint must be between 1 and 1000, got {self.n_samples}"),
-            (math.isfinite(self.beta) and self.beta >= 0, f"beta must be zero or positive, got {self.beta}"),
-            (math.isfinite(self.kl_warmup) and self.kl_warmup >= 0, f"KL warm-up must be zero or more epochs, got {self.kl_warmup}"),
-            (self.binarize in BINARIZE, f"binarize must be one of {', '.join(BINARIZE)}, got {self.binarize!r}"),
-            (self.log_every >= 1, f"log_every must be at least 1, got {self.log_every}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message + ".")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+    def refusal(self, value) -> str | None:
+        """The one sentence that refuses `value`, or None when the setting admits it."""
+        if value is None and self.optional:
+            return None
+        if self.choices:
+            ok = value in self.choices or bool(self.also and isinstance(value, str) and re.fullmatch(self.also, value))
+            words, shown = self.says or f"one of {', '.join(self.choices)}", repr(value)
+        elif self.bound is not None:
+            items = value if self.kind is tuple else (value,)
+            ok = len(items) >= 1 and all(self.bound.admits(v) for v in items)
+            words, shown = self.bound.words(), list(value) if self.kind is tuple else value
+        else:
+            return None
+        return None if ok else f"{self.noun} must be {words}, got {shown}."
 
 
+def setting(default, **meta) -> Any:
+    """A dataclass field with its `Setting` (name, default and choices come from the field itself)."""
+    return field(default=default, metadata={"setting": Setting(**meta)})
 
-# Named starting points for a run: model and training settings that belong together.
-#
+
+def _kind(hint) -> tuple[type, tuple, bool]:
+    """(kind, choices, optional) from a field's type: `float | None`, `Literal[...]`, `tuple[int, ...]`."""
+    args = get_args(hint)
+    optional = type(None) in args and get_origin(hint) is not Literal
+    if optional:
+        hint = next(a for a in args if a is not type(None))
+    if get_origin(hint) is Literal:
+        return str, get_args(hint), optional
+    if get_origin(hint) is tuple:
+        return tuple, (), optional
+    return hint, (), optional
+
+
+@functools.cache
+def _settings_of(cls, group: str) -> dict[str, Setting]:
+    """The settings of one of the dataclasses below, in field order (cached: every check reads them)."""
+    hints = get_type_hints(cls)
+    found = {}
+    for f in fields(cls):
+        meta = f.metadata.get("setting")
+        if meta is None:  # image_shape: the data decides it, nobody sets it
+            continue
+        kind, choices, optional = _kind(hints[f.name])
+        found[f.name] = replace(meta, name=f.name, group=group, default=f.default, kind=kind, optional=optional,
+                                choices=meta.choices or choices, noun=meta.noun or f.name)
+    return found
+
+
+def _refuse(config, settings: Mapping[str, Setting]) -> None:
+    """Raise the first refusal, in field order (the order of the sentences a user has always seen)."""
+    for s in settings.values():
+        message = s.refusal(getattr(config, s.name))
+        if message:
+            raise ConfigError(message)
+
+
+# -- presets: named starting points whose values fill what the user did not give -----------------
 # `paper` follows section 5 of Kingma & Welling (2013): one hidden layer of 500
 # tanh units in encoder and decoder, every parameter drawn from N(0, 0.01^2) (we
 # read the paper's N(0, 0.01) as a standard deviation of 0.01, as the authors'
@@ -145,3 +181,196 @@ PRESETS: dict[str, dict] = {
         "train": {"optimizer": "adagrad", "lr": 0.02, "batch_size": 100, "n_samples": 1, "estimator": "B"},
     },
 }
+Preset = Literal[tuple(PRESETS)]  # the names of PRESETS, as a Literal: the table reads a setting's choices from it
+PRESET_FILLED = frozenset(name for p in PRESETS.values() for part in p.values() for name in part)
+
+
+# -- the configs ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelSettings:
+    """A model as a person chooses it: everything but the image shape, which the data decides."""
+    latent_dim: int = setting(2, label="Latent size", flag="--latent-dim", noun="latent size", bound=Bound(1, 1024))
+    arch: Arch = setting("mlp", label="Architecture", flag="--arch", noun="architecture")
+    hidden: tuple[int, ...] = setting(  # mlp: hidden widths, mirrored in the decoder
+        (400,), label="Hidden widths", flag="--hidden", noun="hidden sizes", help="hidden widths, e.g. 400 or 512,256",
+        tip="e.g. 500, or 512,256", bound=Bound(1, 8192, says="one or more widths between {low} and {high}"))
+    activation: Activation = setting("relu", label="Activation", flag="--activation")
+    likelihood: Likelihood = setting("bernoulli", label="Likelihood", flag="--likelihood")
+    gaussian_std: float | None = setting(  # None learns log sigma^2 per pixel (appendix C.2), else fixed
+        None, label="Gaussian std", flag="--gaussian-std", bound=Bound(0, above=True), step=0.01,
+        help="fixed decoder std for --likelihood gaussian (default: learned)",
+        tip="fixed decoder std of the Gaussian likelihood; empty: learned per pixel (appendix C.2)")
+    init_std: float | None = setting(  # None: PyTorch's default init; the paper preset: every parameter N(0, 0.01^2)
+        None, label="Init std", bound=Bound(0, above=True),
+        app="no flag either: a preset sets it (paper: N(0, 0.01^2)), the page keeps the chosen preset's")
+
+    def __post_init__(self):
+        # Coerce JSON lists back to tuples so a config read from a checkpoint compares equal.
+        object.__setattr__(self, "hidden", tuple(int(v) for v in self.hidden))
+        self.validate()
+
+    def validate(self) -> None:
+        _refuse(self, _settings_of(ModelSettings, "model"))
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(ModelSettings)}
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown model config fields: {', '.join(sorted(unknown))}.")
+        return cls(**data)
+
+    def with_image_shape(self, image_shape: tuple[int, int]) -> "ModelConfig":
+        return ModelConfig(image_shape=image_shape, **ModelSettings.to_dict(self))
+
+
+@dataclass(frozen=True)
+class ModelConfig(ModelSettings):
+    """A buildable model: its settings and the shape of the images it reads (checkpoints store `to_dict`)."""
+    image_shape: tuple[int, int] = field(kw_only=True)
+
+    def __post_init__(self):
+        object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
+        super().__post_init__()
+
+    def validate(self) -> None:
+        h, w = self.image_shape if len(self.image_shape) == 2 else (0, 0)
+        if not (len(self.image_shape) == 2 and h > 0 and w > 0):
+            raise ConfigError(f"image_shape must be (height, width), got {self.image_shape}.")
+        super().validate()
+        if self.arch == "conv" and (h % 4 or w % 4):
+            raise ConfigError(f"the conv architecture needs image sides divisible by 4, got {h}x{w}; use --arch mlp.")
+
+    @property
+    def n_pixels(self) -> int:
+        return self.image_shape[0] * self.image_shape[1]
+
+    @property
+    def settings(self) -> ModelSettings:
+        return ModelSettings(**ModelSettings.to_dict(self))
+
+    def to_dict(self) -> dict:
+        return {"image_shape": self.image_shape, **ModelSettings.to_dict(self)}  # the key order checkpoints hold
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """Hidden widths written as "500" or "512,256" (command line and Train page alike)."""
+    try:
+        sizes = tuple(int(v) for v in str(text).replace(" ", "").split(",") if v)
+    except ValueError:
+        raise ConfigError(f"hidden sizes are widths separated by commas, like 500 or 512,256; got {text!r}.") from None
+    if not sizes:
+        raise ConfigError("hidden sizes need at least one width, like 500 or 512,256.")
+    return sizes
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = setting(10, label="Epochs", flag="--epochs", bound=Bound(1, 100_000),
+                          help="epochs to train; with --resume, the total to reach",
+                          tip="epochs to train (a resumed run: the total to reach)")
+    batch_size: int = setting(100, label="Batch size", flag="--batch-size", noun="batch size", bound=Bound(1, 65_536))
+    lr: float = setting(1e-3, label="Learning rate", flag="--lr", noun="learning rate", fmt="%.5f",
+                        bound=Bound(0, above=True, says="a positive number"))
+    optimizer: Optimizer = setting("adam", label="Optimizer", flag="--optimizer")
+    estimator: Estimator = setting("B", label="SGVB estimator", flag="--estimator", says="A or B",
+                                   help="SGVB estimator: A (eq. 6) or B (eq. 7, default)",
+                                   tip="B: analytic KL (eq. 7); A: Monte Carlo (eq. 6)")
+    n_samples: int = setting(1, label="Samples per datapoint (L)", flag="--samples", noun="samples per datapoint",
+                             bound=Bound(1, 1000), help="L, samples of z per datapoint")  # the paper: 1, with M = 100
+    beta: float = setting(1.0, label="β (KL weight)", flag="--beta", bound=Bound(0, says="zero or positive"),
+                          step=0.1)  # 1 is the ELBO
+    kl_warmup: float = setting(0.0, label="KL warm-up (epochs)", flag="--kl-warmup", noun="KL warm-up", step=1.0,
+                               bound=Bound(0, says="zero or more epochs"),
+                               help="epochs over which the KL weight rises from 0 to beta")
+    binarize: Binarize = setting("none", label="Binarise inputs", flag="--binarize")
+    seed: int = setting(0, label="Seed", flag="--seed")
+    log_every: int = setting(20, label="Log every (steps)", flag="--log-every", bound=Bound(1),
+                             help="steps between logged train records")
+
+    def __post_init__(self):
+        _refuse(self, _settings_of(TrainConfig, "train"))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What `python -m vae train` needs beside the two configs. The Train page offers those with no `app`
+    reason; it names the run instead of --out, and its Resume button stands for --resume."""
+    dataset: str = setting("mnist-5k", label="Data set", flag="--dataset",
+                           help="mnist-5k (default), digits, fashion-mnist, mnist, or a .npz/.npy/.zip/folder of PNGs",
+                           tip="the data sets found on this server, or a file of your own")
+    data_dir: str | None = setting(None, label="IDX folder", flag="--data-dir",
+                                   help="folder holding the four IDX files of --dataset",
+                                   app="the server finds data sets through VAE_DATA_DIR; a visitor does not name "
+                                       "the server's folders")
+    out: str | None = setting(None, label="Run folder", flag="--out", required=True,
+                              help="run folder to create (or continue with --resume)",
+                              app="the page trains into the runs folder, in a folder named by its Run name")
+    preset: Preset = setting("default", label="Preset", flag="--preset",
+                             help="paper: 500 tanh units, N(0, 0.01^2) init, Adagrad, as in section 5 of the paper",
+                             tip="fills the fields below; paper: 500 tanh units, N(0, 0.01^2) init, Adagrad 0.02, "
+                                 "as in section 5 of the paper; default: 400 relu units, Adam")
+    threads: int | None = setting(
+        None, label="Torch threads", flag="--threads", bound=Bound(1),
+        help="torch intra-op threads (default: measured: a few timed steps with each count at the start and again "
+             "as the load changes, fewest unless more are clearly faster; printed on stderr)",
+        app="the server's VAE_TORCH_THREADS decides: page scripts share its cores with every job")
+    device: str = setting("cpu", label="Device", flag="--device", choices=DEVICES, also=r"cuda:\d+",
+                          says="cpu, cuda or auto", help="cpu (default), cuda, or auto (CUDA when present)")
+    resume: bool = setting(False, label="Resume", flag="--resume",
+                           help="continue the run in --out from its saved state",
+                           app="a stopped or finished run has its own Resume button under Watch run")
+
+    def __post_init__(self):
+        _refuse(self, _settings_of(RunSettings, "run"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunSettings":
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+# -- every setting, and the rule that joins a preset with what the user gave -----------------------
+# The order of `python -m vae train --help` (kept as it was when the options were written out by hand).
+TRAIN_COMMAND = ("dataset", "data_dir", "out", "preset", "latent_dim", "epochs", "arch", "hidden", "activation",
+                 "likelihood", "gaussian_std", "binarize", "estimator", "n_samples", "beta", "kl_warmup", "batch_size",
+                 "lr", "optimizer", "seed", "log_every", "threads", "device", "resume")
+
+
+def all_settings() -> dict[str, Setting]:
+    """Every setting by name: the model's, the training's, the run's (init_std too, which has no flag)."""
+    return {**_settings_of(ModelSettings, "model"), **_settings_of(TrainConfig, "train"),
+            **_settings_of(RunSettings, "run")}
+
+
+def train_settings() -> tuple[Setting, ...]:
+    """The options of `python -m vae train`, in its --help order: every setting with a flag."""
+    every = all_settings()
+    return tuple(every[name] for name in TRAIN_COMMAND)
+
+
+def preset_values(preset: str) -> dict[str, Any]:
+    """What choosing `preset` sets: its values, and the defaults of what another preset sets and it does not."""
+    every = all_settings()
+    chosen = {**PRESETS[preset]["model"], **PRESETS[preset]["train"]}
+    return {name: chosen.get(name, every[name].default) for name in sorted(PRESET_FILLED)}
+
+
+def configs_from(preset: str, given: Mapping[str, Any]) -> tuple[ModelSettings, TrainConfig]:
+    """The configs of a run: the preset's values, every setting the user gave (not None) over them, and the
+    defaults for the rest. The command line's rule, and the Train page's (whose fields always hold a value)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}.")
+    chosen = {**PRESETS[preset]["model"], **PRESETS[preset]["train"],
+              **{k: v for k, v in given.items() if v is not None}}
+    model = {k: v for k, v in chosen.items() if k in ModelSettings.__dataclass_fields__}
+    train = {k: v for k, v in chosen.items() if k in TrainConfig.__dataclass_fields__}
+    return ModelSettings(**model), TrainConfig(**train)

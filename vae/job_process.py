@@ -25,16 +25,26 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import ConfigError, ModelSettings, RunSettings, TrainConfig
+
 PREVIEW_COUNT = 8
 
 
 # -- both sides -------------------------------------------------------------------------------
 def job_line(spec, out: Path, threads: int | str) -> bytes:
-    """The job as the child reads it (a JobSpec's fields, the run folder and the torch thread count, or
-    "auto": measured while training, see `job_threads`)."""
-    job = {"dataset": spec.dataset, "data_dir": spec.data_dir, "model": spec.model, "train": spec.train.to_dict(),
-           "resume": spec.resume, "out": str(out), "threads": "auto" if threads == "auto" else int(threads)}
+    """The job as the child reads it (a JobSpec's fields, its configs as plain dicts, the run folder and the
+    torch thread count, or "auto": measured while training, see `job_threads`)."""
+    job = {"dataset": spec.dataset, "data_dir": spec.data_dir, "model": spec.model.to_dict(),
+           "train": spec.train.to_dict(), "resume": spec.resume, "device": spec.device, "out": str(out),
+           "threads": "auto" if threads == "auto" else int(threads)}
     return (json.dumps(job) + "\n").encode()
+
+
+def read_job(job: dict) -> dict:
+    """The child's side of `job_line` (its parsed JSON): the configs typed again, a bad one refused in one
+    sentence (ConfigError). A line without "device" (bench/threads.py writes its own) trains on the CPU."""
+    return {**job, "model": ModelSettings.from_dict(job["model"]), "train": TrainConfig.from_dict(job["train"]),
+            "device": job.get("device", RunSettings().device)}
 
 
 def encode_images(images: dict[str, np.ndarray]) -> dict:
@@ -81,10 +91,9 @@ def job_threads(value) -> int | None:
 
 # -- the child --------------------------------------------------------------------------------
 def run_job(job: dict, send, stop: threading.Event) -> tuple[str, str]:
-    """Train the job, calling `send(message)` after each event; returns (state, sentence)."""
+    """Train the job (the parsed line), calling `send(message)` after each event; returns (state, sentence)."""
     import torch
 
-    from .config import ConfigError, ModelConfig, TrainConfig
     from .data import DataError, load_dataset
     from .runs import RunError
     from .train import train_run
@@ -93,8 +102,9 @@ def run_job(job: dict, send, stop: threading.Event) -> tuple[str, str]:
     if threads is not None:
         torch.set_num_threads(threads)  # deliberate: the server's page work shares the two cores
     try:
+        job = read_job(job)
         data = load_dataset(job["dataset"], data_dir=job["data_dir"])
-        model_config = ModelConfig(image_shape=data.image_shape, **job["model"])
+        model_config = job["model"].with_image_shape(data.image_shape)
         inputs = np.array(data.x_test[:PREVIEW_COUNT], np.float32)  # a writable copy for torch
 
         shown = []
@@ -107,8 +117,8 @@ def run_job(job: dict, send, stop: threading.Event) -> tuple[str, str]:
             send({"kind": event.kind, "records": event.records, "progress": event.progress,
                   "samples_per_s": event.samples_per_s, "preview": preview})
 
-        result = train_run(Path(job["out"]), data, model_config, TrainConfig.from_dict(job["train"]),
-                           resume=job["resume"], callbacks=[on_event], threads=threads, stop_event=stop)
+        result = train_run(Path(job["out"]), data, model_config, job["train"], resume=job["resume"],
+                           callbacks=[on_event], device=job["device"], threads=threads, stop_event=stop)
         return result.status, result.reason
     except (DataError, ConfigError, RunError) as err:
         return "failed", str(err)
@@ -127,7 +137,8 @@ def preview_images(model, inputs: np.ndarray) -> dict[str, np.ndarray]:
     with torch.no_grad():
         x = torch.from_numpy(inputs).to(device)
         z = torch.randn(PREVIEW_COUNT, model.config.latent_dim, generator=torch.Generator().manual_seed(0)).to(device)
-        out = {"inputs": inputs, "reconstructions": model(x).cpu().numpy(), "samples": model.decode_mean(z).cpu().numpy()}
+        out = {"inputs": inputs, "reconstructions": model(x).cpu().numpy(),
+               "samples": model.decode_mean(z).cpu().numpy()}
     model.train(was_training)
     return out
 

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .config import BINARIZE, PRESETS, ConfigError, TrainConfig
+from .config import BINARIZE, PRESETS, ConfigError, ModelSettings, TrainConfig
 from .data import BUILTIN_DATASETS
 from .jobs import JobRegistry, JobSpec
 from .latent import manifold_grid
@@ -222,8 +222,8 @@ def job_spec(runs_root: str | os.PathLike, plan: Plan, latent_dim: int, n_train:
     resume = run.resume.exists()
     if not resume and run.holds_run() and not run.checkpoint.exists():
         _clear_unstarted(run)
-    return JobSpec(run_name=run.name, dataset=plan.dataset, model=plan.model_settings(latent_dim), train=config,
-                   resume=resume, data_dir=plan.data_dir)
+    return JobSpec(run_name=run.name, dataset=plan.dataset, model=ModelSettings(**plan.model_settings(latent_dim)),
+                   train=config, resume=resume, data_dir=plan.data_dir)
 
 
 def run_plan(plan: Plan, runs_root: str | os.PathLike, data, *, train: Callable[[JobSpec, Path], object],
