@@ -46,8 +46,13 @@ def start_form() -> None:
     try:
         with st.spinner("Loading the data set…"):
             n_train = len(load_dataset(dataset).x_train)
+        registry, owner = state.registry(), state.session_id()
+
+        def submit(spec) -> int:  # the job's place in the shared queue, 0 when it started
+            return registry.submit(spec, owner).queue_position
+
         for plan in plans:
-            for line in rp.submit_plan(state.registry(), plan, state.session_id(), n_train):
+            for line in rp.submit_plan(plan, registry.runs_root, n_train, submit=submit):
                 st.write(line)
         st.session_state.rp_watch = plans[0].name
     except (DataError, ConfigError, RunError, OSError) as err:

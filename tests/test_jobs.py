@@ -12,7 +12,8 @@ import pytest
 from conftest import REPO
 
 from vae.config import ModelSettings, TrainConfig
-from vae.jobs import JobRegistry, JobSpec
+from vae.job_spec import JobSpec
+from vae.jobs import JobRegistry
 from vae.runs import RunError
 
 

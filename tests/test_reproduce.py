@@ -155,11 +155,14 @@ def test_a_smaller_budget_later_does_not_shrink_the_record(tmp_path):
 def test_the_app_submits_one_job_per_size_and_they_finish(tmp_path, digits):
     registry = JobRegistry(tmp_path, max_running=1, threads=1)
     plan = rp.Plan("fig2", **{**TINY, "budget": 1500})
-    said = rp.submit_plan(registry, plan, "me", len(digits.x_train))
+    def submit(spec) -> int:
+        return registry.submit(spec, "me").queue_position
+
+    said = rp.submit_plan(plan, tmp_path, len(digits.x_train), submit=submit)
     assert said[0] == "Nz = 2: started." and said[1] == "Nz = 3: started, place 1 in the queue."
     for job in registry.jobs():
         assert registry.wait(job.id, 120).state == "finished"
-    assert rp.submit_plan(registry, plan, "me", len(digits.x_train)) == [
+    assert rp.submit_plan(plan, tmp_path, len(digits.x_train), submit=submit) == [
         "Nz = 2: already trained to the budget.", "Nz = 3: already trained to the budget."]
 
 

@@ -12,7 +12,8 @@ import streamlit as st
 from vae.checkpoint import Checkpoint, CheckpointError
 from vae.config import Bound, ConfigError, Setting, TrainConfig, configs_from, preset_values, train_settings
 from vae.data import BUILTIN_DATASETS, DataError, available_datasets, load_user_data
-from vae.jobs import ACTIVE, Job, JobSpec, SharedJob, devices_here
+from vae.job_spec import JobSpec
+from vae.jobs import ACTIVE, Job, SharedJob, devices_here
 from vae.runs import RunError, read_metrics
 from vae.storage import atomic_write_bytes
 

@@ -26,35 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEVICES, ModelConfig, ModelSettings, RunSettings, TrainConfig
+from .config import DEVICES
 from .job_process import child_env, death_sentence, decode_images, job_line
 from .job_queue import Held, SharedJob, SharedQueue
+from .job_spec import JobSpec
 from .runs import RunError, open_run_dir, validate_run_name
 
 ACTIVE = ("queued", "running")
 POLL_S = 0.2  # how often the supervising thread looks at the Stop button while the child is quiet
 QUEUE_POLL_S = 0.5  # how often a waiting job looks for a free slot (a few small file operations)
 JOIN_S = 30.0  # how long a stopped child may take to finish its step and release its run folder
-
-
-@dataclass
-class JobSpec:
-    """A training job as pages and reproductions submit it; `job_process.job_line` turns it into the child's line."""
-    run_name: str
-    dataset: str  # a built-in name or the path of a user file
-    model: ModelSettings  # the image shape comes from the data, in the training process
-    train: TrainConfig
-    resume: bool = False
-    data_dir: str | None = None
-    device: str = "cpu"  # cpu, auto (CUDA when present), cuda
-
-    def __post_init__(self):
-        if isinstance(self.model, ModelConfig):  # a checkpoint's config: its data decides the image shape again
-            self.model = self.model.settings
-        if not isinstance(self.model, ModelSettings) or not isinstance(self.train, TrainConfig):
-            raise TypeError(f"a JobSpec carries a ModelSettings and a TrainConfig, got {type(self.model).__name__} "
-                            f"and {type(self.train).__name__}.")
-        RunSettings(device=self.device)  # refused in one sentence: device must be cpu, cuda or auto
 
 
 def devices_here() -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from vae.config import (
     train_settings,
 )
 from vae.job_process import job_line, read_job
-from vae.jobs import JobSpec
+from vae.job_spec import JobSpec
 
 REPO = Path(__file__).resolve().parents[2]
 OWNERS = {"model": ModelSettings, "train": TrainConfig, "run": RunSettings}
