@@ -1,27 +1,14 @@
 """The Estimator lab page through streamlit's AppTest: it measures on open (in the background process), Run applies
 the form, bad input is refused."""
-import json
 import time
 
 import pytest
 import streamlit as st
-from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
-PAGE = "app_pages/estimator_lab.py"
+from tests.app.support import figures
+
 SMALL = {"lab_batch": 8, "lab_repeats": 4, "lab_l": [1, 4]}  # seconds of work, not the page's defaults
-
-
-@pytest.fixture(scope="module", autouse=True)
-def runs_dir(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("VAE_RUNS_DIR", str(tmp_path_factory.mktemp("lab-runs")))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    mp.undo()
-    st.cache_resource.clear()
-    st.cache_data.clear()
 
 
 def settle(at: AppTest, timeout: float = 240) -> AppTest:
@@ -35,25 +22,17 @@ def settle(at: AppTest, timeout: float = 240) -> AppTest:
     return at
 
 
-def open_lab(**state) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return settle(at)
-
-
-def figures(at) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+@pytest.fixture
+def open_lab(open_page):
+    """open_lab(**state): the Estimator lab opened (as open_page does) and settled: every cell measured."""
+    return lambda **state: settle(open_page("estimator_lab", **state))
 
 
 def measured(at) -> str:
     return next(m.value for m in at.markdown if m.value.startswith("**Measured:**"))
 
 
-def test_the_page_measures_on_open_and_draws_both_figures_and_the_table():
+def test_the_page_measures_on_open_and_draws_both_figures_and_the_table(open_lab):
     at = open_lab(**SMALL)
     assert not at.error, [e.value for e in at.error]
     assert "At L=1, B's gradient variance is" in measured(at)
@@ -62,11 +41,11 @@ def test_the_page_measures_on_open_and_draws_both_figures_and_the_table():
     assert {t["name"] for t in variance["data"]} == {"estimator A", "estimator B", "∝ 1/L"}
     assert elbo["data"][0]["error_y"]["array"]  # the spread is drawn
     table = at.dataframe[0].value
-    assert sorted(zip(table["estimator"], table["L"])) == [("A", 1), ("A", 4), ("B", 1), ("B", 4)]
+    assert sorted(zip(table["estimator"], table["L"], strict=True)) == [("A", 1), ("A", 4), ("B", 1), ("B", 4)]
     assert at.expander[-1].label == "Estimators A and B, and what L does"
 
 
-def test_run_applies_the_form_and_the_untrained_weights_show_the_papers_gap():
+def test_run_applies_the_form_and_the_untrained_weights_show_the_papers_gap(open_lab):
     at = open_lab(**SMALL)
     at.multiselect(key="lab_l").set_value([2])
     at.radio(key="lab_weights").set_value("initial")
@@ -76,10 +55,11 @@ def test_run_applies_the_form_and_the_untrained_weights_show_the_papers_gap():
     assert list(table["L"]) == [2, 2]
     assert "L = 2," in " ".join(c.value for c in at.caption) and "untrained" in " ".join(c.value for c in at.caption)
     a, b = table.iloc[0], table.iloc[1]
-    assert a["estimator"] == "A" and a["encoder"] > 100 * b["encoder"]  # at initialisation the KL's noise is all there is
+    # at initialisation the KL's noise is all there is
+    assert a["estimator"] == "A" and a["encoder"] > 100 * b["encoder"]
 
 
-def test_no_value_of_l_is_refused_with_one_sentence():
+def test_no_value_of_l_is_refused_with_one_sentence(open_lab):
     at = open_lab(**SMALL)
     at.multiselect(key="lab_l").set_value([])
     at.button[0].click().run()
@@ -89,7 +69,7 @@ def test_no_value_of_l_is_refused_with_one_sentence():
     assert at.expander[-1].label == "Estimators A and B, and what L does"
 
 
-def test_a_read_only_classroom_server_still_offers_the_lab(monkeypatch):
+def test_a_read_only_classroom_server_still_offers_the_lab(open_lab, monkeypatch):
     """It trains nothing and writes nothing, so read-only mode (VAE_READ_ONLY=1) keeps it."""
     monkeypatch.setenv("VAE_READ_ONLY", "1")
     st.cache_resource.clear()

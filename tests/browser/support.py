@@ -1,12 +1,13 @@
-"""The browser-test machinery shared by tests/test_browser.py, tests/test_uploads_browser.py and
-tests/test_load.py: a `streamlit run app.py` server on a free port, the system Chromium driven by
-Playwright, and the helpers that wait for a page to finish drawing.
+"""What the browser tests call (not fixtures: those are in conftest.py beside this file): a `streamlit run
+app.py` server on a free port, the helpers that wait for a page to finish drawing, and the screenshots.
+
+Every page of ui.pages.PAGES is reached by its name; what each one draws when its script has run to the end
+is in DRAWN (tests/unit/test_architecture.py checks that it names exactly the table's pages).
 """
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,35 +17,38 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import REPO, require
 
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - the [test] extra installs it
-    sync_playwright = None
+from ui.pages import page as page_spec
 
 VIEWPORT = {"width": 1400, "height": 1000}
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-
-# url_path as Streamlit derives it from st.Page("app_pages/<name>.py") in app.py: the file name without
-# ".py"; the default page (Latent space) is served at the root.
-# (url path, header the page writes, the title of its closing "explain" expander: the script's last element)
-PAGES = {
-    "latent-space": ("", "Latent space", "What is this map?"),
-    "interpolate": ("interpolate", "Interpolate", "Why interpolate in the latent space?"),
-    "samples": ("samples", "Samples", "What are these pictures?"),
-    "replay": ("replay", "Replay training", "What am I watching?"),
-    "compare": ("compare", "Compare checkpoints", "Reading the table"),
-    "reproduce": ("reproduce", "Paper figures", "What does figure 2 show?"),
-    "your-input": ("your_input", "Your input", "How is my input judged?"),
-    "estimator-lab": ("estimator_lab", "Estimator lab", "Estimators A and B, and what L does"),
-    "train": ("train", "Train", "What happens during training?"),
+# page name -> (the header the page writes, the title of its closing "explain" expander: the script's last element)
+DRAWN = {
+    "latent_space": ("Latent space", "What is this map?"),
+    "interpolate": ("Interpolate", "Why interpolate in the latent space?"),
+    "samples": ("Samples", "What are these pictures?"),
+    "replay": ("Replay training", "What am I watching?"),
+    "compare": ("Compare checkpoints", "Reading the table"),
+    "reproduce": ("Paper figures", "What does figure 2 show?"),
+    "your_input": ("Your input", "How is my input judged?"),
+    "estimator_lab": ("Estimator lab", "Estimators A and B, and what L does"),
+    "train": ("Train", "What happens during training?"),
 }
+# Streamlit marks what a rerun has not redrawn yet as stale; none left: the page has settled.
+SETTLED = """() => document.querySelectorAll('[data-stale="true"]').length === 0"""
+# The Train page's progress line (null when there is none).
+PROGRESS = """() => { const p = document.querySelector('[data-testid="stMain"] [data-testid="stProgress"]');
+                      return p ? p.innerText.trim() : null; }"""
 
 
-# -- the server and the browser ----------------------------------------------------------------
-def _free_port() -> int:
+def url_of(base: str, name: str) -> str:
+    """The address of page `name` on the server at `base` (the default page is the root)."""
+    return f"{base}/{page_spec(name).url_path}"
+
+
+# -- the server --------------------------------------------------------------------------------
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -61,22 +65,13 @@ class App:
             return ""
 
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    require(sync_playwright is not None, "the playwright Python package is not installed (pip install -e '.[test]')")
-    path = shutil.which("chromium") or "/usr/bin/chromium"
-    require(Path(path).exists(), "Chromium is not installed (Debian: apt-get install chromium); "
-                                 "the browser tests drive the system Chromium, never a downloaded one")
-    return path
-
-
 @contextlib.contextmanager
-def running_app(tmp: Path, env: dict[str, str] | None = None):
-    """`streamlit run app.py` on a free port with an empty runs folder; killed (its whole group) on exit.
-    `env` adds to (or overrides) the server's environment."""
+def running_app(repo: Path, tmp: Path, env: dict[str, str] | None = None):
+    """`streamlit run app.py` in `repo` on a free port with an empty runs folder in `tmp`; killed (its whole
+    group) on exit. `env` adds to (or overrides) the server's environment."""
     runs = tmp / "runs"
     runs.mkdir()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "VAE_RUNS_DIR": str(runs), "OMP_NUM_THREADS": "1", **(env or {})}
     log_path = tmp / "streamlit.log"
     with open(log_path, "wb") as log:
@@ -84,7 +79,7 @@ def running_app(tmp: Path, env: dict[str, str] | None = None):
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
              "--server.headless", "true", "--server.address", "127.0.0.1"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         server = App(f"http://127.0.0.1:{port}", log_path, runs, proc.pid)
         try:
             deadline = time.monotonic() + 60
@@ -112,58 +107,18 @@ def running_app(tmp: Path, env: dict[str, str] | None = None):
                 proc.wait(timeout=15)
 
 
-@pytest.fixture(scope="module")
-def browser(chromium):
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def app(browser, tmp_path_factory) -> App:
-    """The app shared by the page tests. It is opened once at its root first: a fresh server that is
-    first asked for a deep link runs the page without app.py (see the deep-link test below)."""
-    with running_app(tmp_path_factory.mktemp("browser-app")) as server:
-        context = browser.new_context(viewport=VIEWPORT)
-        warm = context.new_page()
-        warm.goto(server.url)
-        warm.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Model").wait_for(timeout=90_000)
-        context.close()
-        yield server
-
-
-@pytest.fixture
-def page(browser, app):
-    """A fresh browser context (a new Streamlit session) that records the app's websocket traffic."""
-    context = browser.new_context(viewport=VIEWPORT)
-    pg = context.new_page()
-    pg.set_default_timeout(30_000)
-    frames: list[tuple[str, float]] = []
-
-    def on_websocket(ws):
-        if "/_stcore/stream" in ws.url:
-            ws.on("framesent", lambda _: frames.append(("sent", time.monotonic())))
-            ws.on("framereceived", lambda _: frames.append(("received", time.monotonic())))
-
-    pg.on("websocket", on_websocket)
-    pg.ws_frames = frames  # read by the tests
-    yield pg
-    context.close()
-
-
-# -- helpers -----------------------------------------------------------------------------------
+# -- waiting for a page ------------------------------------------------------------------------
 def open_page(page, app: App, name: str):
     """Load a page and wait until its script has run to the end (its closing expander is drawn)."""
-    path, header, closing = PAGES[name]
-    page.goto(f"{app.url}/{path}")
+    header, closing = DRAWN[name]
+    page.goto(url_of(app.url, name))
     main = page.locator('[data-testid="stMain"]')
     done = main.locator('[data-testid="stExpander"]').filter(has_text=closing)
     if name == "train":  # with no runs yet the page stops before its expander
         done = done.or_(main.locator('[data-testid="stAlert"]').filter(has_text="No runs yet"))
     done.wait_for(timeout=90_000)
     heading = main.locator("h2").first.inner_text().strip()
-    assert heading == header, f"/{path} shows {heading!r}, not the {header} page"
+    assert heading == header, f"{url_of(app.url, name)} shows {heading!r}, not the {header} page"
     return main
 
 
@@ -189,3 +144,30 @@ def wait_for_images(page, at_least: int = 1) -> None:
                   return imgs.length >= n && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
         arg=at_least, timeout=60_000)
 
+
+# -- screenshots for the README (bench/screenshots.sh) -------------------------------------------
+def screenshot(page, name: str) -> None:
+    """With VAE_SCREENSHOTS set, save the whole page as <name>.png there (Streamlit scrolls inside <main>,
+    so the viewport is stretched to the content's height for the picture, then put back)."""
+    folder = os.environ.get("VAE_SCREENSHOTS")
+    if not folder:
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    height = max(VIEWPORT["height"], int(page.evaluate(
+        "() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")))
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")  # no focus ring
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
+    page.mouse.move(VIEWPORT["width"] - 5, height - 5)  # no hover label, no sidebar hover controls
+    page.wait_for_timeout(800)  # Plotly relayouts on resize
+    page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+    page.set_viewport_size(VIEWPORT)
+
+
+def section_screenshot(page, name: str, heading) -> None:
+    """With VAE_SCREENSHOTS set, save the viewport scrolled so that `heading` is at its top."""
+    folder = os.environ.get("VAE_SCREENSHOTS")
+    if folder:
+        heading.evaluate("el => el.scrollIntoView({block: 'start'})")
+        page.mouse.move(5, 5)
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))

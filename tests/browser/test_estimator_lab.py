@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-# app, browser, chromium and page are fixtures: importing them is what makes pytest find them here
-from browser_support import app, assert_no_errors, browser, chromium, open_page, page, wait_for_plots  # noqa: F401
-from test_browser import screenshot
+from tests.browser.support import assert_no_errors, open_page, screenshot, wait_for_plots
 
 pytestmark = pytest.mark.browser
 
@@ -15,7 +13,7 @@ LOG_AXES = """() => [...document.querySelectorAll('[data-testid="stMain"] .js-pl
 
 @pytest.mark.slow  # the page's default study runs on open: seconds alone, tens of seconds on a busy machine
 def test_run_measures_with_the_forms_settings_and_draws_both_figures(page, app):
-    main = open_page(page, app, "estimator-lab")
+    main = open_page(page, app, "estimator_lab")
     wait_for_plots(page, 2)
     measured = main.locator('[data-testid="stMarkdownContainer"]').filter(has_text="Measured:")
     assert "B's gradient variance is" in measured.inner_text()

@@ -4,25 +4,23 @@ from __future__ import annotations
 
 import io
 import math
-import os
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from browser_support import (  # noqa: F401
-    PAGES,
-    app,
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.browser.support import (
+    DRAWN,
+    SETTLED,
     assert_no_errors,
-    browser,
-    chromium,
     open_page,
-    page,
+    screenshot,
+    section_screenshot,
+    url_of,
     wait_for_images,
     wait_for_plots,
 )
-from PIL import Image
-from playwright.sync_api import expect
-from test_browser import screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -46,16 +44,6 @@ def lasso(page, chart, fraction: float = 0.2) -> None:
     page.mouse.up()
 
 
-def section_screenshot(page, name: str, heading) -> None:
-    """With VAE_SCREENSHOTS set, save the viewport scrolled so that `heading` is at its top."""
-    folder = os.environ.get("VAE_SCREENSHOTS")
-    if folder:
-        heading.evaluate("el => el.scrollIntoView({block: 'start'})")
-        page.mouse.move(5, 5)
-        page.wait_for_timeout(800)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"))
-
-
 def download(page, button) -> bytes:
     with page.expect_download() as info:
         button.click()
@@ -64,7 +52,7 @@ def download(page, button) -> bytes:
 
 @pytest.mark.slow
 def test_diagnostics_panel_shows_units_kl_history_and_the_iw_curve_when_ready(page, app):
-    main = open_page(page, app, "latent-space")
+    main = open_page(page, app, "latent_space")
     metric = main.locator('[data-testid="stMetric"]').filter(has_text="Active units")
     assert "2 / 2" in metric.inner_text()
     wait_for_plots(page, 4)
@@ -92,7 +80,7 @@ def test_compare_aligns_the_maps_and_a_lasso_on_one_circles_the_same_images_on_t
     assert main.get_by_text("unexplained").count() >= 1  # the alignment states its residual
     # the IW column and curves arrive from the background and rerun the page: lasso on the settled page
     main.get_by_text("computed in the background").first.wait_for(state="detached", timeout=120_000)
-    page.wait_for_function("() => document.querySelectorAll('[data-stale=\"true\"]').length === 0", timeout=30_000)
+    page.wait_for_function(SETTLED, timeout=30_000)
     lasso(page, ref)
     heading = main.locator("p").filter(has_text="reconstructed by")
     heading.wait_for(timeout=60_000)
@@ -130,9 +118,10 @@ def test_replay_plays_the_epochs_in_the_browser_without_asking_the_server(page, 
 
 
 def test_a_link_restores_the_interpolation_and_the_address_follows_the_page(page, app):
-    page.goto(f"{app.url}/interpolate?model=asset:mnist-5k-z16.safetensors&start=7&end=42&path=spherical&frames=9")
+    page.goto(url_of(app.url, "interpolate")
+              + "?model=asset:mnist-5k-z16.safetensors&start=7&end=42&path=spherical&frames=9")
     main = page.locator('[data-testid="stMain"]')
-    main.locator('[data-testid="stExpander"]').filter(has_text=PAGES["interpolate"][2]).wait_for(timeout=90_000)
+    main.locator('[data-testid="stExpander"]').filter(has_text=DRAWN["interpolate"][1]).wait_for(timeout=90_000)
     # (the inputs may be drawn a moment before their linked values arrive, when the server is busy)
     expect(main.get_by_label("Start: test image index")).to_have_value("7", timeout=20_000)
     expect(main.get_by_label("End: test image index")).to_have_value("42", timeout=20_000)
@@ -145,7 +134,8 @@ def test_a_link_restores_the_interpolation_and_the_address_follows_the_page(page
     end.press("Enter")
     page.wait_for_function("() => new URLSearchParams(location.search).get('end') === '50'", timeout=30_000)
     query = parse_qs(urlparse(page.url).query)
-    assert query["start"] == ["7"] and query["path"] == ["spherical"] and query["model"] == ["asset:mnist-5k-z16.safetensors"]
+    assert query["start"] == ["7"] and query["path"] == ["spherical"]
+    assert query["model"] == ["asset:mnist-5k-z16.safetensors"]
     assert_no_errors(page, app)
 
 
@@ -157,7 +147,7 @@ def test_exports_give_a_gif_a_png_and_a_csv(page, app):
     main = open_page(page, app, "samples")
     png = download(page, main.get_by_role("button", name="PNG").first)
     assert Image.open(io.BytesIO(png)).size[0] >= 8 * 28
-    main = open_page(page, app, "latent-space")
+    main = open_page(page, app, "latent_space")
     csv = download(page, main.get_by_role("button", name="Coordinates (CSV)")).decode().splitlines()
     assert csv[0] == "index,label,class,x,y,mu_0,mu_1" and len(csv) == 1001  # mnist-5k has 1,000 test images
     assert_no_errors(page, app)

@@ -5,18 +5,18 @@ import os
 from pathlib import Path
 
 import pytest
-from browser_support import PAGES, VIEWPORT, browser, chromium, running_app, wait_for_images, wait_for_plots  # noqa: F401
-from conftest import REPO
 
+from tests.browser.support import DRAWN, VIEWPORT, running_app, url_of, wait_for_images, wait_for_plots
+from ui.pages import PAGES
 from vae.bundle import MANIFEST, derived_dir
 from vae.checkpoint import load_checkpoint
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ASSETS = {p.name: load_checkpoint(p).sha256 for p in sorted((REPO / "assets").glob("*.safetensors"))}
 # Every page that draws a bundled model; Train needs no model, Your input computes only for an input.
-EXPLORING = ["latent-space", "interpolate", "samples", "replay", "compare", "reproduce", "estimator-lab"]
-# Pages that draw no plot here (Samples draws images): Paper figures before any reproduction, Replay for a model without snapshots.
+EXPLORING = [p.name for p in PAGES if p.name not in ("train", "your_input")]
+# Pages that draw no plot here (Samples draws images): Paper figures before any reproduction, Replay for a
+# model without snapshots.
 PLOTLESS = {("reproduce", "mnist-5k-z2.safetensors"), ("reproduce", "mnist-5k-z16.safetensors"),
             ("replay", "mnist-5k-z16.safetensors")}
 
@@ -44,23 +44,24 @@ def inotify_instances(pid: int) -> int:
     return sum(1 for fd in fds.iterdir() if os.readlink(fd) == "anon_inode:inotify")
 
 
-def test_the_shipped_config_turns_the_watchers_off():
+def test_the_shipped_config_turns_the_watchers_off(repo):
     tomllib = pytest.importorskip("tomllib", reason="tomllib is in Python 3.11 and later")
-    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    config = tomllib.loads((repo / ".streamlit" / "config.toml").read_text())
     assert config["server"]["fileWatcherType"] == "none" and config["server"]["runOnSave"] is False
     assert config["runner"]["postScriptGC"] is False
 
 
-def test_a_fresh_install_draws_every_page_of_the_bundled_models_computing_nothing(browser, tmp_path):
-    with running_app(tmp_path) as app:
+def test_a_fresh_install_draws_every_page_of_the_bundled_models_computing_nothing(browser, repo, tmp_path,
+                                                                                 all_bundled_assets):
+    assets = {p.name: load_checkpoint(p).sha256 for p in all_bundled_assets}
+    with running_app(repo, tmp_path) as app:
         context = browser.new_context(viewport=VIEWPORT)
         page = context.new_page()
-        for asset in ASSETS:
+        for asset in assets:
             for name in EXPLORING:
-                path, _, _ = PAGES[name]
-                page.goto(f"{app.url}/{path}?model=asset:{asset}")
+                page.goto(f"{url_of(app.url, name)}?model=asset:{asset}")
                 main = page.locator('[data-testid="stMain"]')
-                main.locator('[data-testid="stExpander"]').filter(has_text=PAGES[name][2]).wait_for(timeout=90_000)
+                main.locator('[data-testid="stExpander"]').filter(has_text=DRAWN[name][1]).wait_for(timeout=90_000)
                 if name == "samples":
                     wait_for_images(page, 3)
                 elif (name, asset) not in PLOTLESS:
@@ -73,8 +74,9 @@ def test_a_fresh_install_draws_every_page_of_the_bundled_models_computing_nothin
         assert inotify_instances(app.pid) == 0, "the server watches files"
         context.close()
         # Nothing was written to the runs folder's cache but the shipped files, seeded.
-        for asset, sha in ASSETS.items():
-            shipped = set(json.loads((derived_dir(REPO / "assets" / asset) / MANIFEST).read_text())["files"])
+        for asset, sha in assets.items():
+            shipped = set(json.loads((derived_dir(repo / "assets" / asset) / MANIFEST).read_text())["files"])
             folder = app.runs / "cache" / sha
             written = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
-            assert written == shipped, f"{asset}: computed {sorted(written - shipped)}, unused {sorted(shipped - written)}"
+            assert written == shipped, \
+                f"{asset}: computed {sorted(written - shipped)}, unused {sorted(shipped - written)}"

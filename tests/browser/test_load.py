@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-# chromium is a fixture: importing it is what makes pytest find it here
-from browser_support import CHROMIUM_ARGS, PAGES, chromium, running_app  # noqa: F401
-from conftest import REPO
+from tests.browser.support import CHROMIUM_ARGS, DRAWN, PROGRESS, SETTLED, running_app, url_of
+from ui.pages import PAGES
+from ui.pages import page as page_spec
 
 try:
     from playwright.async_api import async_playwright
@@ -50,16 +50,10 @@ CLI = ["-m", "vae", "train", "--dataset", "digits", "--hidden", "64", "--epochs"
        "--threads", "1"]
 # What a class does at once: explore. The Estimator lab (a study per checkpoint) and Paper figures (a form to
 # start long runs) are a teacher's pages; their own browser tests cover them.
-LOAD_PAGES = [name for name in PAGES if name not in ("estimator-lab", "reproduce")]
-NAV = {"latent-space": "Latent space", "interpolate": "Interpolate", "samples": "Samples", "compare": "Compare",
-       "replay": "Replay training", "reproduce": "Paper figures", "your-input": "Your input",
-       "estimator-lab": "Estimator lab", "train": "Train"}  # the sidebar's link for each of PAGES
+LOAD_PAGES = [p.name for p in PAGES if p.name not in ("estimator_lab", "reproduce")]
 MODELS = {0: ("asset:mnist-5k-z2.safetensors", "Bundled: mnist-5k-z2"),
           1: ("asset:mnist-5k-z16.safetensors", "Bundled: mnist-5k-z16")}  # by the session's parity
 T0 = time.monotonic()  # reset when the load starts: the timeline in failure messages counts from there
-SETTLED = """() => document.querySelectorAll('[data-stale="true"]').length === 0"""
-PROGRESS = """() => { const p = document.querySelector('[data-testid="stMain"] [data-testid="stProgress"]');
-                      return p ? p.innerText.trim() : null; }"""
 
 
 # -- memory ------------------------------------------------------------------------------------
@@ -118,11 +112,11 @@ def upstream_disconnect_race(record: str) -> bool:
 
 
 # -- the command-line baseline ----------------------------------------------------------------
-def cli_run(out: Path) -> float:
+def cli_run(repo: Path, out: Path) -> float:
     """The same run from `python -m vae train`, with nothing else running; returns its closing JSON line's
     samples/s."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, *CLI, "--out", str(out)], cwd=REPO, env=env, capture_output=True,
+    done = subprocess.run([sys.executable, *CLI, "--out", str(out)], cwd=repo, env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return float(json.loads(done.stdout.strip().splitlines()[-1])["samples_per_s"])
@@ -167,7 +161,7 @@ class Session:
         run exists, the "No runs yet" note it stops at); record the time, any exception box, and which
         model the sidebar shows."""
         page = self.page
-        _, header, closing = PAGES[name]
+        header, closing = DRAWN[name]
         main = page.locator('[data-testid="stMain"]')
         done = main.locator('[data-testid="stExpander"]').filter(has_text=closing)
         if name == "train":
@@ -194,13 +188,14 @@ class Session:
 
     async def goto(self, name: str) -> None:
         start = time.time()
-        await self.page.goto(f"{self.url}/{PAGES[name][0]}?model={self.model_key}")
+        await self.page.goto(f"{url_of(self.url, name)}?model={self.model_key}")
         await self._until_drawn(name, start)
 
     async def click_to(self, name: str, timed: bool = True) -> None:
         """Change page inside the session (a reload would start a new session)."""
         start = time.time()
-        await self.page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=NAV[name], exact=True).click()
+        nav = self.page.locator('[data-testid="stSidebarNav"]')
+        await nav.get_by_role("link", name=page_spec(name).title, exact=True).click()
         await self._until_drawn(name, start, timed)
 
     async def model_shown(self) -> str:
@@ -273,11 +268,11 @@ async def load(chromium_path: str, url: str) -> tuple[list[Session], float]:
             results = await asyncio.gather(*(drive(browser, s, names[i % len(names):] + names[:i % len(names)])
                                              for i, s in enumerate(sessions)), return_exceptions=True)
             load_s = time.monotonic() - T0
-            for s, result in zip(sessions, results):
+            for s, result in zip(sessions, results, strict=True):
                 if isinstance(result, BaseException):
                     s.problems.append(f"failed: {type(result).__name__}: {str(result).splitlines()[0]}")
             # isolation once more after the load: each session still shows its own model, its link names it
-            for s, result in zip(sessions, results):
+            for s, result in zip(sessions, results, strict=True):
                 if s.page is None or isinstance(result, BaseException):
                     continue
                 shown = await s.model_shown()
@@ -294,11 +289,11 @@ async def load(chromium_path: str, url: str) -> tuple[list[Session], float]:
             await browser.close()
 
 
-def test_ten_sessions_and_a_training_run_share_one_server(chromium, tmp_path):
-    cli_line = cli_run(tmp_path / "cli-run")  # the idle machine's figure, before the server starts
+def test_ten_sessions_and_a_training_run_share_one_server(chromium, repo, tmp_path):
+    cli_line = cli_run(repo, tmp_path / "cli-run")  # the idle machine's figure, before the server starts
     cli, cli_s, _ = train_rate(tmp_path / "cli-run")
 
-    with running_app(tmp_path, env={"VAE_TORCH_THREADS": "1"}) as server:
+    with running_app(repo, tmp_path, env={"VAE_TORCH_THREADS": "1"}) as server:
         rss_start = rss_mb(server.pid)
         sampler = RssSampler(server.pid)
         sampler.start()

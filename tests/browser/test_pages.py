@@ -9,29 +9,26 @@ the README's docs/screenshots/ this way).
 """
 from __future__ import annotations
 
+import itertools
 import math
-import os
 import statistics
 import time
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-# app, browser, chromium and page are fixtures: importing them is what makes pytest find them here
-from browser_support import (  # noqa: F401
-    PAGES,
+from tests.browser.support import (
+    DRAWN,
     VIEWPORT,
-    app,
     assert_no_errors,
-    browser,
-    chromium,
     open_page,
-    page,
     running_app,
+    screenshot,
+    url_of,
     wait_for_images,
     wait_for_plots,
 )
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from ui.pages import PAGES
 
 pytestmark = pytest.mark.browser
 
@@ -49,25 +46,8 @@ def assert_sidebar(page) -> None:
     assert download.locator("button").is_enabled()
 
 
-def screenshot(page, name: str) -> None:
-    """With VAE_SCREENSHOTS set, save the whole page (Streamlit scrolls inside <main>, so the viewport
-    is stretched to the content's height for the picture, then put back)."""
-    folder = os.environ.get("VAE_SCREENSHOTS")
-    if not folder:
-        return
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    height = max(VIEWPORT["height"], int(page.evaluate(
-        "() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")))
-    page.evaluate("() => document.activeElement && document.activeElement.blur()")  # no focus ring
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
-    page.mouse.move(VIEWPORT["width"] - 5, height - 5)  # no hover label, no sidebar hover controls
-    page.wait_for_timeout(800)  # Plotly relayouts on resize
-    page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
-    page.set_viewport_size(VIEWPORT)
-
-
 # -- a. every page loads -----------------------------------------------------------------------
-@pytest.mark.parametrize("name", list(PAGES))
+@pytest.mark.parametrize("name", [p.name for p in PAGES])
 def test_page_loads_draws_and_shows_the_sidebar(page, app, name):
     main = open_page(page, app, name)
     if name == "samples":
@@ -178,7 +158,8 @@ TRAIN_PROBE = """() => {
     const last = log[log.length - 1];
     if (!last || last.text !== text || last.pts !== pts) log.push({t: Math.round(performance.now() - t0), text, pts});
   };
-  new MutationObserver(snap).observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
+  new MutationObserver(snap).observe(document.body,
+                                     {subtree: true, childList: true, characterData: true, attributes: true});
 }"""
 
 
@@ -212,7 +193,7 @@ def test_training_from_the_form_reports_progress_and_adds_the_run(page, app):
     assert texts[-1].startswith("Finished"), texts
     pts = [e["pts"] for e in run if e["pts"] is not None]
     print("ELBO points:", list(dict.fromkeys(pts)))
-    grew = any(b > a for a, b in zip(pts, pts[1:]))
+    grew = any(b > a for a, b in itertools.pairwise(pts))
     training_texts = {t for t in texts if t.startswith("Training")}
     assert grew or len(training_texts) >= 2, f"neither the curves nor the progress moved while training: {run}"
 
@@ -241,7 +222,7 @@ def test_training_from_the_form_reports_progress_and_adds_the_run(page, app):
 
 # -- d. a lasso on the WebGL map ----------------------------------------------------------------
 def test_lasso_on_the_webgl_map_shows_originals_and_reconstructions(page, app):
-    main = open_page(page, app, "latent-space")
+    main = open_page(page, app, "latent_space")
     wait_for_plots(page, 1)
     chart = main.locator("div.stPlotlyChart").first
     assert chart.locator(".gl-container canvas").count() >= 1, "the map should be drawn with WebGL"
@@ -272,15 +253,16 @@ def test_lasso_on_the_webgl_map_shows_originals_and_reconstructions(page, app):
 # -- e. a deep link is the first request a fresh server sees -----------------------------------
 @pytest.mark.slow
 # (This is why the page files live in app_pages/: a folder named pages/ beside app.py put Streamlit in
-# its legacy multipage mode until the first st.navigation() call of the process.)
-def test_a_deep_link_opened_first_on_a_fresh_server_runs_app_py(browser, tmp_path):
-    with running_app(tmp_path) as server:
+# its legacy multipage mode until the first st.navigation() call of the process; tests/unit/test_architecture.py
+# checks that no such folder is there.)
+def test_a_deep_link_opened_first_on_a_fresh_server_runs_app_py(browser, repo, tmp_path):
+    with running_app(repo, tmp_path) as server:
         context = browser.new_context(viewport=VIEWPORT)
         try:
             page = context.new_page()
-            page.goto(f"{server.url}/samples")
+            page.goto(url_of(server.url, "samples"))
             main = page.locator('[data-testid="stMain"]')
-            closing = main.locator('[data-testid="stExpander"]').filter(has_text="What are these pictures?")
+            closing = main.locator('[data-testid="stExpander"]').filter(has_text=DRAWN["samples"][1])
             closing.wait_for(timeout=90_000)
             nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
             assert "Latent space" in nav and "app" not in nav.split(), f"navigation from file names: {nav!r}"

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-# app, browser, chromium and page are fixtures: importing them is what makes pytest find them here
-from browser_support import app, assert_no_errors, browser, chromium, open_page, page, wait_for_images, wait_for_plots  # noqa: F401
-
+from tests.browser.support import assert_no_errors, open_page, wait_for_images, wait_for_plots
 from vae import reproduce as rp
 from vae.config import ModelConfig
 from vae.data import load_dataset

@@ -10,6 +10,7 @@ it started is left running.
 from __future__ import annotations
 
 import http.server
+import itertools
 import os
 import re
 import shutil
@@ -24,20 +25,18 @@ from pathlib import Path
 
 import pytest
 
-# browser and chromium are fixtures: importing them is what makes pytest find them here
-from browser_support import (  # noqa: F401
+from tests.browser.support import (
+    DRAWN,
+    PROGRESS,
+    SETTLED,
     VIEWPORT,
     App,
-    _free_port,
     assert_no_errors,
-    browser,
-    chromium,
+    free_port,
     open_page,
     wait_for_images,
     wait_for_plots,
 )
-from conftest import REPO, require
-
 from vae.serve import (
     COOKIE,
     SECRET_FILE,
@@ -50,12 +49,11 @@ from vae.serve import (
 )
 
 SIDEBAR = '[data-testid="stSidebar"]'
-SETTLED = """() => document.querySelectorAll('[data-stale="true"]').length === 0"""
-PROGRESS = """() => { const p = document.querySelector('[data-testid="stMain"] [data-testid="stProgress"]');
-                      return p ? p.innerText.trim() : null; }"""
 
 
-def nginx() -> str:
+@pytest.fixture(scope="module")
+def nginx(require) -> str:
+    """The nginx binary `vae serve` runs (Debian: apt-get install nginx)."""
     try:
         return find_nginx()
     except ServeError as err:
@@ -103,19 +101,18 @@ class _Backend(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_the_proxy_gives_a_new_visitor_a_replica_and_keeps_it_by_cookie(tmp_path):
-    binary = nginx()
+def test_the_proxy_gives_a_new_visitor_a_replica_and_keeps_it_by_cookie(tmp_path, nginx):
     backends = []
     for name in ("r1", "r2"):
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Backend)
         server.name = name
         threading.Thread(target=server.serve_forever, daemon=True).start()
         backends.append(server)
-    port = _free_port()
+    port = free_port()
     conf = tmp_path / "nginx.conf"
     conf.write_text(nginx_conf([(b.name, f"127.0.0.1:{b.server_address[1]}") for b in backends], "127.0.0.1",
                                port, tmp_path))
-    proxy = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(conf), "-e", "stderr"])
+    proxy = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(conf), "-e", "stderr"])
     try:
         def get(cookie=None, **headers):
             request = urllib.request.Request(f"http://127.0.0.1:{port}/x", headers=headers)
@@ -162,7 +159,8 @@ class Served(App):
         return self.log.read_text(errors="replace")
 
     def log_tail(self, n: int = 4000) -> str:
-        return "\n".join([self.output()[-n:]] + [p.read_text(errors="replace")[-n:] for p in sorted(self.logs.glob("*.log"))])
+        logs = [p.read_text(errors="replace")[-n:] for p in sorted(self.logs.glob("*.log"))]
+        return "\n".join([self.output()[-n:], *logs])
 
     def replica_pids(self) -> dict[str, int]:
         """name -> pid of each replica running now (found by the port the command printed for it)."""
@@ -211,20 +209,19 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    nginx()
+def served(tmp_path_factory, repo, nginx, z2):
     tmp = tmp_path_factory.mktemp("serve")
     runs, logs, out = tmp / "runs", tmp / "logs", tmp / "serve.out"
     runs.mkdir()
     # a third model in the library, so that three sessions can each choose another
     (runs / "copy").mkdir()
-    shutil.copyfile(REPO / "assets" / "mnist-5k-z2.safetensors", runs / "copy" / "model.safetensors")
-    port = _free_port()
+    shutil.copyfile(z2.path, runs / "copy" / "model.safetensors")
+    port = free_port()
     env = {**os.environ, "VAE_RUNS_DIR": str(runs), "VAE_MAX_JOBS": "1", "VAE_TORCH_THREADS": "1"}
     env.pop("STREAMLIT_SERVER_COOKIE_SECRET", None)
     with open(out, "wb") as f:
         proc = subprocess.Popen([sys.executable, "-m", "vae", "serve", "--replicas", "2", "--port", str(port),
-                                 "--log-dir", str(logs)], cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT)
+                                 "--log-dir", str(logs)], cwd=repo, env=env, stdout=f, stderr=subprocess.STDOUT)
     server = Served(f"http://127.0.0.1:{port}", out, logs, runs, proc)
     try:
         server.wait_for_output(r"is served at", 240)
@@ -280,7 +277,7 @@ def test_every_replica_gets_the_class_settings_and_one_cookie_secret(served):
     secret = (served.runs / SECRET_FILE).read_text().strip()
     for name, pid in pids.items():
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-        flags = dict(zip(cmd, cmd[1:]))
+        flags = dict(itertools.pairwise(cmd))
         assert (flags["--server.address"], flags["--server.headless"], flags["--server.fileWatcherType"]) == (
             "127.0.0.1", "true", "none"), cmd
         env = dict(v.split("=", 1) for v in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if "=" in v)
@@ -300,7 +297,7 @@ def test_sessions_stay_on_their_replica_and_keep_their_own_model_across_pages(se
             sessions[name][1].goto(served.url)  # all at once: the replicas draw them side by side
         for name, _, label in plan:
             page = sessions[name][1]
-            _drawn(page, "What is this map?")
+            _drawn(page, DRAWN["latent_space"][1])
             wait_for_plots(page, 1)
             if _model_box(page).input_value() != label:
                 _choose(page, label)
@@ -308,7 +305,7 @@ def test_sessions_stay_on_their_replica_and_keep_their_own_model_across_pages(se
             sessions[name][1].locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Samples").click()
         for name, _, label in plan:
             page = sessions[name][1]
-            _drawn(page, "What are these pictures?")
+            _drawn(page, DRAWN["samples"][1])
             wait_for_images(page, 3)  # served from /media/ out of the replica that holds the session
             assert _model_box(page).input_value() == label, name
             assert_no_errors(page, served)

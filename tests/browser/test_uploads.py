@@ -12,18 +12,15 @@ import re
 import shutil
 import time
 
-import broken_files
 import pytest
 
-# app, browser, chromium and page are fixtures: importing them is what makes pytest find them here
-from browser_support import VIEWPORT, app, browser, chromium, open_page, page, wait_for_images, wait_for_plots  # noqa: F401
-from conftest import REPO
+from tests import broken_files
+from tests.browser.support import SETTLED, VIEWPORT, open_page, wait_for_images, wait_for_plots
 
 pytestmark = pytest.mark.browser
 
 DEFAULT_LABEL = "Bundled: mnist-5k-z2"
 SIDEBAR = '[data-testid="stSidebar"]'
-SETTLED = """() => document.querySelectorAll('[data-stale="true"]').length === 0"""
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -33,7 +30,7 @@ def model_box(page):
 
 def open_default(page, app):
     """The Latent space page on the default model, drawn."""
-    open_page(page, app, "latent-space")
+    open_page(page, app, "latent_space")
     wait_for_plots(page, 1)
     assert model_box(page).input_value() == DEFAULT_LABEL
 
@@ -136,9 +133,9 @@ def test_a_broken_checkpoint_is_refused_in_one_sentence(page, app, tmp_path, cas
 
 
 # -- a valid upload is chosen, drawn, and private ----------------------------------------------
-def test_a_valid_upload_is_selected_drawn_and_private_to_its_session(page, app, browser, tmp_path):
+def test_a_valid_upload_is_selected_drawn_and_private_to_its_session(page, app, browser, tmp_path, z16):
     path = tmp_path / "my-z16.safetensors"  # the bundled 16-D model under another name
-    shutil.copyfile(REPO / "assets" / "mnist-5k-z16.safetensors", path)
+    shutil.copyfile(z16.path, path)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     open_default(page, app)
     upload(page, path)

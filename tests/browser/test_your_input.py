@@ -7,30 +7,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
-# app, browser, chromium and page are fixtures: importing them is what makes pytest find them here
-from browser_support import (  # noqa: F401
+from tests.browser.support import (
+    SETTLED,
     VIEWPORT,
-    app,
     assert_no_errors,
-    browser,
-    chromium,
     open_page,
-    page,
     running_app,
+    screenshot,
     wait_for_images,
     wait_for_plots,
 )
-from PIL import Image
-from test_browser import screenshot
-
 from ui.input_figures import INPUT_NAME
-from vae.data import load_dataset
 
 pytestmark = pytest.mark.browser
 
 MAIN = '[data-testid="stMain"]'
-SETTLED = """() => document.querySelectorAll('[data-stale="true"]').length === 0"""
 INK_ON_CANVAS = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
                          let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++; return n; }"""
 
@@ -69,7 +62,7 @@ def wait_until_encoded(page, models: int = 1) -> None:
 
 @pytest.mark.slow
 def test_drawing_with_the_mouse_encodes_the_digit_and_clear_empties_it(page, app):
-    open_page(page, app, "your-input")
+    open_page(page, app, "your_input")
     wait_for_plots(page, 1)  # the map waits for an input
     assert input_markers(page).count() == 0
     draw_seven(page)
@@ -97,13 +90,13 @@ def test_drawing_with_the_mouse_encodes_the_digit_and_clear_empties_it(page, app
 
 
 @pytest.mark.slow
-def test_an_uploaded_png_of_a_test_digit_is_typical(page, app, tmp_path):
-    digit = load_dataset("mnist-5k").x_test[0]
+def test_an_uploaded_png_of_a_test_digit_is_typical(page, app, tmp_path, mnist5k):
+    digit = mnist5k.x_test[0]
     big = Image.fromarray((255 - digit * 255).astype(np.uint8)).resize((140, 140), Image.BILINEAR)
     path = tmp_path / "my-digit.png"
     big.save(path)  # dark ink on white paper, five times MNIST's size: the page must invert and shrink it
 
-    open_page(page, app, "your-input")
+    open_page(page, app, "your_input")
     main = page.locator(MAIN)
     main.get_by_text("Upload a file").click()
     main.locator('[data-testid="stFileUploader"] input[type=file]').set_input_files(str(path))
@@ -115,7 +108,7 @@ def test_an_uploaded_png_of_a_test_digit_is_typical(page, app, tmp_path):
 def test_a_broken_upload_is_refused_in_one_sentence(page, app, tmp_path):
     path = tmp_path / "not-really.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
-    open_page(page, app, "your-input")
+    open_page(page, app, "your_input")
     main = page.locator(MAIN)
     main.get_by_text("Upload a file").click()
     main.locator('[data-testid="stFileUploader"] input[type=file]').set_input_files(str(path))
@@ -127,12 +120,12 @@ def test_a_broken_upload_is_refused_in_one_sentence(page, app, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_read_only_server_keeps_drawing_but_disables_uploads(browser, tmp_path):
-    with running_app(tmp_path, env={"VAE_READ_ONLY": "1"}) as server:
+def test_a_read_only_server_keeps_drawing_but_disables_uploads(browser, repo, tmp_path):
+    with running_app(repo, tmp_path, env={"VAE_READ_ONLY": "1"}) as server:
         context = browser.new_context(viewport=VIEWPORT)
         pg = context.new_page()
         pg.set_default_timeout(30_000)
-        open_page(pg, server, "your-input")
+        open_page(pg, server, "your_input")
         draw_seven(pg)
         wait_until_encoded(pg)
         pg.locator(MAIN).get_by_text("Upload a file").click()

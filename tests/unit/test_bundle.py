@@ -6,18 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
 
 from vae import bundle, derived
 from vae.checkpoint import load_checkpoint
 from vae.evaluate import checkpoint_dataset
 from vae.storage import cache_dir
 
-ASSETS = sorted((REPO / "assets").glob("*.safetensors"))
 
-
-@pytest.mark.parametrize("asset", ASSETS, ids=lambda p: p.stem)
-def test_every_asset_ships_results_for_exactly_this_file_and_every_default_page_task(asset):
+def test_every_asset_ships_results_for_exactly_this_file_and_every_default_page_task(bundled_asset):
+    asset = bundled_asset  # one test per shipped model (tests/conftest.py's pytest_generate_tests)
     checkpoint = load_checkpoint(asset)
     manifest = json.loads((bundle.derived_dir(asset) / bundle.MANIFEST).read_text())
     assert manifest["sha256"] == checkpoint.sha256, f"{asset.name} changed: run `{manifest['made_by']}`"
@@ -25,16 +22,16 @@ def test_every_asset_ships_results_for_exactly_this_file_and_every_default_page_
     for name, digest in manifest["files"].items():
         assert bundle._sha256(bundle.derived_dir(asset) / name) == digest
     # Every kind of result a page computes once per checkpoint is shipped (that nothing is computed is
-    # tests/test_first_contact_browser.py's; that each file equals a fresh computation, the slow test below).
+    # tests/browser/test_first_contact.py's; that each file equals a fresh computation, the slow test below).
     data = checkpoint_dataset(checkpoint)
     tasks = derived.page_defaults(checkpoint, data)
     assert {name for name, _ in tasks} >= {"iw-curve", "iw-estimate", "projection", "estimator-cell"}
 
 
-def test_seeding_copies_only_what_matches_its_manifest(tmp_path):
+def test_seeding_copies_only_what_matches_its_manifest(tmp_path, repo):
     asset = tmp_path / "assets" / "m.safetensors"
-    shutil.copytree(REPO / "assets" / "mnist-5k-z2.derived", tmp_path / "assets" / "m.derived")
-    shutil.copyfile(REPO / "assets" / "mnist-5k-z2.safetensors", asset)
+    shutil.copytree(repo / "assets" / "mnist-5k-z2.derived", tmp_path / "assets" / "m.derived")
+    shutil.copyfile(repo / "assets" / "mnist-5k-z2.safetensors", asset)
     sha = load_checkpoint(asset).sha256
     files = json.loads((bundle.derived_dir(asset) / bundle.MANIFEST).read_text())["files"]
     damaged = sorted(files)[0]
@@ -69,10 +66,10 @@ def _numbers(value) -> list[float]:
 
 
 @pytest.mark.slow
-def test_the_shipped_results_match_a_fresh_computation(tmp_path):
+def test_the_shipped_results_match_a_fresh_computation(tmp_path, all_bundled_assets):
     """Every shipped file of the 2-D model, and the 16-D model's PCA, IW and lab files, recomputed by the
     background tasks in an empty runs folder (UMAP and t-SNE of 5,000 points are left out: minutes)."""
-    for asset in ASSETS:
+    for asset in all_bundled_assets:
         checkpoint = load_checkpoint(asset)
         data = checkpoint_dataset(checkpoint)
         runs = tmp_path / asset.stem
@@ -88,17 +85,11 @@ def test_the_shipped_results_match_a_fresh_computation(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_bundle_command_ships_a_run_with_its_snapshots_and_results(tmp_path):
-    import subprocess
-    import sys
-
-    def vae(*args):
-        return subprocess.run([sys.executable, "-m", "vae", *args], cwd=REPO, capture_output=True, text=True)
-
-    trained = vae("train", "--dataset", "digits", "--latent-dim", "2", "--hidden", "16", "--epochs", "1",
+def test_the_bundle_command_ships_a_run_with_its_snapshots_and_results(tmp_path, vae_cli):
+    trained = vae_cli("train", "--dataset", "digits", "--latent-dim", "2", "--hidden", "16", "--epochs", "1",
                   "--threads", "1", "--out", str(tmp_path / "tiny"))
     assert trained.returncode == 0, trained.stderr
-    made = vae("bundle", str(tmp_path / "tiny"), "--assets", str(tmp_path / "assets"), "--snapshots")
+    made = vae_cli("bundle", str(tmp_path / "tiny"), "--assets", str(tmp_path / "assets"), "--snapshots")
     assert made.returncode == 0, made.stderr
     asset = Path(json.loads(made.stdout)["asset"])
     assert asset == tmp_path / "assets" / "tiny.safetensors"
@@ -111,5 +102,5 @@ def test_the_bundle_command_ships_a_run_with_its_snapshots_and_results(tmp_path)
     # one file per default task of the pages, and each made by that task
     expected = len(derived.page_defaults(checkpoint, checkpoint_dataset(checkpoint)))
     assert len(manifest["files"]) == expected
-    refused = vae("bundle", str(tmp_path / "assets" / "tiny.snapshots"), "--assets", str(tmp_path / "assets"))
+    refused = vae_cli("bundle", str(tmp_path / "assets" / "tiny.snapshots"), "--assets", str(tmp_path / "assets"))
     assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1

@@ -2,10 +2,10 @@
 import errno
 import os
 
-import broken_files as bf
 import pytest
 import torch
 
+from tests import broken_files as bf
 from vae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from vae.storage import atomic_write_bytes
 

@@ -1,9 +1,7 @@
 """Diagnostics: the IW curve, collapse warnings, KL over training and the aggregate posterior."""
 import numpy as np
 import pytest
-from conftest import REPO
 
-from vae.checkpoint import load_checkpoint
 from vae.data import load_dataset
 from vae.diagnostics import (
     aggregate_posterior,
@@ -18,13 +16,8 @@ from vae.diagnostics import (
 
 
 @pytest.fixture(scope="module")
-def z16():
-    return load_checkpoint(REPO / "assets" / "mnist-5k-z16.safetensors")
-
-
-@pytest.fixture(scope="module")
-def x_test():
-    return load_dataset("mnist-5k").x_test[:30]
+def x_test(mnist5k):
+    return mnist5k.x_test[:30]
 
 
 def test_the_iw_curve_starts_at_the_elbo_and_rises_with_k(z16, x_test):

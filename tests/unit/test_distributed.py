@@ -6,7 +6,6 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO
 
 from vae.checkpoint import load_checkpoint
 from vae.distributed import DistContext
@@ -23,14 +22,14 @@ def test_shards_cover_the_batch_once(n, world):
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_for_the_same_global_batch(tmp_path):
+def test_two_processes_match_one_for_the_same_global_batch(tmp_path, repo):
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "-m", "vae", "train", *ARGS, "--out", str(tmp_path / "two")],
-                         cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+                         cwd=repo, capture_output=True, text=True, timeout=300, env=env)
     assert two.returncode == 0, two.stderr[-2000:]
-    one = subprocess.run([sys.executable, "-m", "vae", "train", *ARGS, "--out", str(tmp_path / "one"), "--threads", "1"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    one = subprocess.run([sys.executable, "-m", "vae", "train", *ARGS, "--out", str(tmp_path / "one"),
+                          "--threads", "1"], cwd=repo, capture_output=True, text=True, timeout=300, env=env)
     assert one.returncode == 0, one.stderr
     lines = [line for line in two.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1  # rank 0 alone reports
@@ -40,4 +39,5 @@ def test_two_processes_match_one_for_the_same_global_batch(tmp_path):
     assert abs(a.summary["test_elbo"] - b.summary["test_elbo"]) < 0.01
     assert json.loads(lines[0])["test_elbo"] == pytest.approx(b.summary["test_elbo"])
     # rank 0 alone writes the run folder: every record once
-    assert len(read_metrics(tmp_path / "two" / "metrics.jsonl")) == len(read_metrics(tmp_path / "one" / "metrics.jsonl"))
+    records = {k: read_metrics(tmp_path / k / "metrics.jsonl") for k in ("one", "two")}
+    assert len(records["two"]) == len(records["one"])

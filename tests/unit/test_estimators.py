@@ -1,9 +1,7 @@
 """vae.estimators: gradient variance and ELBO spread of SGVB estimators A (eq. 6) and B (eq. 7) against L."""
 import pytest
 import torch
-from conftest import REPO
 
-from vae.checkpoint import load_checkpoint
 from vae.config import ConfigError
 from vae.estimators import (
     check_study,
@@ -21,18 +19,13 @@ REPEATS = 8
 
 
 @pytest.fixture(scope="module")
-def checkpoint():
-    return load_checkpoint(REPO / "assets" / "mnist-5k-z16.safetensors")
+def batch(z16):
+    return study_batch(z16, checkpoint_dataset(z16), 16, seed=0)
 
 
 @pytest.fixture(scope="module")
-def batch(checkpoint):
-    return study_batch(checkpoint, checkpoint_dataset(checkpoint), 16, seed=0)
-
-
-@pytest.fixture(scope="module")
-def rows(checkpoint, batch):
-    return estimator_study(checkpoint.model, batch, l_values=L_VALUES, repeats=REPEATS, seed=0)
+def rows(z16, batch):
+    return estimator_study(z16.model, batch, l_values=L_VALUES, repeats=REPEATS, seed=0)
 
 
 def row(rows, estimator, n_samples):
@@ -55,21 +48,21 @@ def test_gradient_variance_and_elbo_spread_fall_about_like_one_over_l(rows):
         assert row(rows, e, 16)["grad_snr"] > row(rows, e, 1)["grad_snr"]
 
 
-def test_both_estimate_the_same_elbo(rows, checkpoint):
+def test_both_estimate_the_same_elbo(rows, z16):
     a, b = row(rows, "A", 16), row(rows, "B", 16)
     assert abs(a["elbo_mean"] - b["elbo_mean"]) < 1.0  # nats; each is unbiased for the same bound
     assert -200 < b["elbo_mean"] < -60  # the bundled z16 model's test ELBO is about -116
 
 
-def test_at_initialisation_the_encoder_gradient_of_a_is_mostly_kl_noise(checkpoint, batch):
+def test_at_initialisation_the_encoder_gradient_of_a_is_mostly_kl_noise(z16, batch):
     """The paper's reason for B, at its starkest: before training the decoder ignores z, so the encoder's
     gradient is the KL term alone, exact under B and sampled under A."""
-    a, b = study_cell(untrained_like(checkpoint.model_config), batch, 1, repeats=REPEATS)
+    a, b = study_cell(untrained_like(z16.model_config), batch, 1, repeats=REPEATS)
     assert a["grad_var_encoder"] > 100 * b["grad_var_encoder"]
 
 
-def test_the_model_is_left_untouched(checkpoint, batch):
-    model = checkpoint.model
+def test_the_model_is_left_untouched(z16, batch):
+    model = z16.model
     model.requires_grad_(False)  # as the app shares it
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
@@ -79,32 +72,32 @@ def test_the_model_is_left_untouched(checkpoint, batch):
     assert torch.equal(rng, torch.get_rng_state())  # seeded with its own generator, never the global one
 
 
-def test_the_same_seed_gives_the_same_numbers_whichever_other_l_are_studied(checkpoint, batch, rows):
-    again = study_cell(checkpoint.model, batch, 4, repeats=REPEATS, seed=0)
+def test_the_same_seed_gives_the_same_numbers_whichever_other_l_are_studied(z16, batch, rows):
+    again = study_cell(z16.model, batch, 4, repeats=REPEATS, seed=0)
     assert again == [row(rows, "A", 4), row(rows, "B", 4)]
-    other = study_cell(checkpoint.model, batch, 4, repeats=REPEATS, seed=1)
+    other = study_cell(z16.model, batch, 4, repeats=REPEATS, seed=1)
     assert other[0]["grad_var"] != again[0]["grad_var"]
 
 
-def test_study_batch_is_seeded_and_its_size_is_checked(checkpoint):
-    data = checkpoint_dataset(checkpoint)
-    assert torch.equal(study_batch(checkpoint, data, 8, 3), study_batch(checkpoint, data, 8, 3))
-    assert not torch.equal(study_batch(checkpoint, data, 8, 3), study_batch(checkpoint, data, 8, 4))
+def test_study_batch_is_seeded_and_its_size_is_checked(z16):
+    data = checkpoint_dataset(z16)
+    assert torch.equal(study_batch(z16, data, 8, 3), study_batch(z16, data, 8, 3))
+    assert not torch.equal(study_batch(z16, data, 8, 3), study_batch(z16, data, 8, 4))
     with pytest.raises(ConfigError, match="batch size must be between 1 and 1000"):
-        study_batch(checkpoint, data, 1001)
+        study_batch(z16, data, 1001)
 
 
 @pytest.mark.parametrize("l_values, repeats, message", [
     ((), 8, "at least one value of L"), ((0, 4), 8, "every L must be between 1 and 1000"),
     ((1,), 1, "at least 2 repeats")])
-def test_settings_it_cannot_run_with_are_refused_in_one_sentence(checkpoint, batch, l_values, repeats, message):
+def test_settings_it_cannot_run_with_are_refused_in_one_sentence(z16, batch, l_values, repeats, message):
     with pytest.raises(ConfigError, match=message):
-        estimator_study(checkpoint.model, batch, l_values=l_values, repeats=repeats)
+        estimator_study(z16.model, batch, l_values=l_values, repeats=repeats)
 
 
-def test_progress_is_reported_in_work_done(checkpoint, batch):
+def test_progress_is_reported_in_work_done(z16, batch):
     seen = []
-    estimator_study(checkpoint.model, batch, l_values=(3, 1), repeats=2, progress=seen.append)
+    estimator_study(z16.model, batch, l_values=(3, 1), repeats=2, progress=seen.append)
     assert seen == [pytest.approx(0.25), pytest.approx(1.0)]  # L=1 first, then L=3: three times the work
 
 
@@ -112,7 +105,8 @@ def test_summary_sentence_reports_the_measured_ratio(rows):
     text = summary_sentence(rows)
     ratio = row(rows, "A", 1)["grad_var"] / row(rows, "B", 1)["grad_var"]
     assert text.startswith(f"At L=1, B's gradient variance is {ratio:.2f}x smaller than A's")
-    assert f"From L=1 to L=16 the gradient variance falls with a log-log slope of {variance_slope(rows, 'A'):.2f} for A" in text
+    slope = variance_slope(rows, "A")
+    assert f"From L=1 to L=16 the gradient variance falls with a log-log slope of {slope:.2f} for A" in text
 
 
 def test_settings_that_would_hold_a_shared_server_for_minutes_are_refused_in_one_sentence():

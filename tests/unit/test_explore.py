@@ -1,10 +1,8 @@
 """What the pages draw: paths, grids, traversals, projections and their on-disk cache, image tiles."""
 import numpy as np
 import pytest
-from conftest import REPO
 from scipy.stats import norm
 
-from vae.checkpoint import load_checkpoint
 from vae.explore import (
     cached_projection,
     decode,
@@ -18,16 +16,6 @@ from vae.explore import (
     traversals,
     upscale,
 )
-
-
-@pytest.fixture(scope="module")
-def z2():
-    return load_checkpoint(REPO / "assets" / "mnist-5k-z2.safetensors").model
-
-
-@pytest.fixture(scope="module")
-def z16():
-    return load_checkpoint(REPO / "assets" / "mnist-5k-z16.safetensors").model
 
 
 def test_linear_path_ends_at_both_points_in_equal_steps():
@@ -48,37 +36,37 @@ def test_spherical_path_keeps_the_norm_between_points_of_equal_norm():
 
 
 def test_manifold_grid_uses_the_gaussian_inverse_cdf(z2):
-    images, values = manifold_grid(z2, 7)
+    images, values = manifold_grid(z2.model, 7)
     assert images.shape == (7, 7, 28, 28)
     np.testing.assert_allclose(values, norm.ppf(np.linspace(0.05, 0.95, 7)), rtol=1e-5, atol=1e-6)
     # top-left is (x = lowest, y = highest): decode that z directly and compare
-    np.testing.assert_allclose(images[0, 0], decode(z2, [[values[0], values[-1]]])[0], atol=1e-5)
+    np.testing.assert_allclose(images[0, 0], decode(z2.model, [[values[0], values[-1]]])[0], atol=1e-5)
 
 
 def test_manifold_slice_of_a_larger_latent_moves_only_the_chosen_dimensions(z16):
     base = np.linspace(-1, 1, 16).astype(np.float32)
-    images, values = manifold_grid(z16, 3, dims=(4, 9), base=base)
+    images, values = manifold_grid(z16.model, 3, dims=(4, 9), base=base)
     z = base.copy()
     z[4], z[9] = values[0], values[-1]
-    np.testing.assert_allclose(images[0, 0], decode(z16, z[None])[0], atol=1e-5)
+    np.testing.assert_allclose(images[0, 0], decode(z16.model, z[None])[0], atol=1e-5)
     with pytest.raises(ValueError):
-        manifold_grid(z16, 3, dims=(4, 4))
+        manifold_grid(z16.model, 3, dims=(4, 4))
 
 
 def test_traversals_sweep_one_dimension_per_row(z16):
-    rows = traversals(z16, np.zeros(16, np.float32), [3, 5], n=5, span=2.0)
+    rows = traversals(z16.model, np.zeros(16, np.float32), [3, 5], n=5, span=2.0)
     assert rows.shape == (2, 5, 28, 28)
     z = np.zeros(16, np.float32)
     z[5] = 2.0
-    np.testing.assert_allclose(rows[1, -1], decode(z16, z[None])[0], atol=1e-5)
+    np.testing.assert_allclose(rows[1, -1], decode(z16.model, z[None])[0], atol=1e-5)
     assert dims_by_kl([0.1, 3.0, 1.0]) == [1, 2, 0]
 
 
 def test_prior_samples_follow_seed_and_temperature(z2):
-    a, b = prior_samples(z2, 4, seed=1), prior_samples(z2, 4, seed=1)
+    a, b = prior_samples(z2.model, 4, seed=1), prior_samples(z2.model, 4, seed=1)
     np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, prior_samples(z2, 4, seed=2))
-    assert not np.array_equal(a, prior_samples(z2, 4, seed=1, temperature=0.5))
+    assert not np.array_equal(a, prior_samples(z2.model, 4, seed=2))
+    assert not np.array_equal(a, prior_samples(z2.model, 4, seed=1, temperature=0.5))
     assert a.shape == (4, 28, 28) and a.min() >= 0 and a.max() <= 1
 
 

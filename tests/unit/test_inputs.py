@@ -7,12 +7,9 @@ import io
 
 import numpy as np
 import pytest
-from conftest import REPO
 from PIL import Image
 
 from ui.canvas import png_from_data_url
-from vae.checkpoint import load_checkpoint
-from vae.data import load_dataset
 from vae.inputs import (
     MAX_SIDE,
     InputError,
@@ -41,28 +38,23 @@ def png_bytes(pixels: np.ndarray, mode: str = "L") -> bytes:
 
 
 @pytest.fixture(scope="module")
-def mnist():
-    return load_dataset("mnist-5k")
+def model(z16):
+    return z16.model
 
 
 @pytest.fixture(scope="module")
-def model():
-    return load_checkpoint(REPO / "assets" / "mnist-5k-z16.safetensors").model
-
-
-@pytest.fixture(scope="module")
-def reference(mnist, model):
-    return iw_log_likelihoods(model, reference_images(mnist.x_test, 200), K)
+def reference(mnist5k, model):
+    return iw_log_likelihoods(model, reference_images(mnist5k.x_test, 200), K)
 
 
 # -- preprocessing -------------------------------------------------------------------------------
-def test_an_mnist_digit_comes_back_unchanged(mnist):
-    x = mnist.x_test[0]
+def test_an_mnist_digit_comes_back_unchanged(mnist5k):
+    x = mnist5k.x_test[0]
     assert np.abs(prepare_input(x, (28, 28)) - x).max() < 1e-6
 
 
-def test_a_large_off_centre_dark_on_light_drawing_is_inverted_fitted_and_centred(mnist):
-    digit = mnist.x_test[3]
+def test_a_large_off_centre_dark_on_light_drawing_is_inverted_fitted_and_centred(mnist5k):
+    digit = mnist5k.x_test[3]
     big = np.asarray(Image.fromarray(digit).resize((200, 200), Image.BILINEAR))
     sheet = np.ones((280, 400), np.float32)  # white paper, the digit drawn in black near the top right
     sheet[10:210, 180:380] = 1.0 - big
@@ -104,8 +96,8 @@ def test_an_empty_drawing_is_refused(sheet):
         prepare_input(sheet, (28, 28))
 
 
-def test_uploaded_png_and_npy_are_read(mnist):
-    digit = mnist.x_test[5]
+def test_uploaded_png_and_npy_are_read(mnist5k):
+    digit = mnist5k.x_test[5]
     assert np.abs(read_image(png_bytes(1 - digit), "digit.png") - (1 - digit)).max() <= 1 / 255 + 1e-6
     buffer = io.BytesIO()
     np.save(buffer, (digit * 255).astype(np.uint8))
@@ -146,9 +138,9 @@ def test_canvas_data_url_is_checked():
 
 
 # -- where it lands ----------------------------------------------------------------------------------
-def test_posterior_lands_on_the_same_pca_map_as_the_test_set(mnist, model):
+def test_posterior_lands_on_the_same_pca_map_as_the_test_set(mnist5k, model):
     from vae.metrics import posterior_stats
-    mu, logvar = posterior_stats(model, mnist.x_test[:300])
+    mu, logvar = posterior_stats(model, mnist5k.x_test[:300])
     coords, centre, jacobian = map_with_input(mu, mu[7])
     assert np.allclose(centre, coords[7], atol=1e-4)  # a test image drawn again lands on its own point
     outline = posterior_ellipse(centre, jacobian, logvar[7])
@@ -165,8 +157,8 @@ def test_a_2d_latent_is_its_own_map():
 
 
 # -- out of distribution -----------------------------------------------------------------------------
-def test_a_real_test_digit_scores_as_typical(mnist, model, reference):
-    x = prepare_input(mnist.x_test[0], (28, 28))
+def test_a_real_test_digit_scores_as_typical(mnist5k, model, reference):
+    x = prepare_input(mnist5k.x_test[0], (28, 28))
     score = verdict(float(iw_log_likelihoods(model, x, K)[0]), reference, K)
     assert not score.unusual and score.percentile > 5 and "typical" in score.verdict
 
@@ -182,11 +174,11 @@ def test_noise_and_a_blank_ish_block_score_as_unusual(model, reference, odd):
     assert score.verdict.startswith("lower than 99% of test images")
 
 
-def test_ood_score_ranks_against_the_reference_with_the_same_k(mnist, model):
-    reference_x = reference_images(mnist.x_test, 40)
-    score = ood_score(model, mnist.x_test[1], reference_x, 10)
+def test_ood_score_ranks_against_the_reference_with_the_same_k(mnist5k, model):
+    reference_x = reference_images(mnist5k.x_test, 40)
+    score = ood_score(model, mnist5k.x_test[1], reference_x, 10)
     assert score.k == 10 and score.n_reference == 40 and score.log_likelihood < 0
-    again = ood_score(model, mnist.x_test[1], reference_x, 10)
+    again = ood_score(model, mnist5k.x_test[1], reference_x, 10)
     assert again == score  # seeded: the same verdict every time
 
 

@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-from conftest import REPO
 
 from vae.config import TrainConfig
 from vae.jobs import JobRegistry, JobSpec
@@ -21,7 +20,7 @@ def spec(name, epochs=2, resume=False, **kw):
                    train=TrainConfig(epochs=epochs, **kw), resume=resume)
 
 
-def test_a_job_trains_in_a_background_thread_and_reports_progress(tmp_path):
+def test_a_job_runs_to_the_end_and_reports_its_progress_history_and_preview(tmp_path):
     reg = JobRegistry(tmp_path, max_running=1)
     job = reg.submit(spec("a"), owner="s1")
     done = reg.wait(job.id, timeout=120)
@@ -125,9 +124,9 @@ print(reg.get(job.id).pid, flush=True)
 """
 
 
-def test_a_training_process_stops_by_itself_when_the_server_is_killed(tmp_path):
-    server = subprocess.Popen([sys.executable, "-c", ORPHAN, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
-                              text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+def test_a_training_process_stops_by_itself_when_the_server_is_killed(tmp_path, repo):
+    server = subprocess.Popen([sys.executable, "-c", ORPHAN, str(tmp_path)], cwd=repo, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(repo)})
     child = int(server.stdout.readline())
     server.kill()  # as kill -9 would: no atexit, no chance to stop its children
     server.wait(10)
@@ -187,16 +186,16 @@ sys.stdin.read()  # holds its files until killed
 """
 
 
-def _holder(tmp_path, what):
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path), what], cwd=REPO, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+def _holder(repo, tmp_path, what):
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path), what], cwd=repo, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(repo)})
     assert proc.stdout.readline().strip() == "held"
     return proc
 
 
-def test_a_slot_held_by_another_process_is_taken_when_that_process_dies(tmp_path):
+def test_a_slot_held_by_another_process_is_taken_when_that_process_dies(tmp_path, repo):
     from vae.job_queue import SharedQueue
-    other = _holder(tmp_path, "slot")
+    other = _holder(repo, tmp_path, "slot")
     queue = SharedQueue(tmp_path, max_running=1)
     assert [(j.run_name, j.state) for j in queue.jobs()] == [("theirs", "running")]
     mine = queue.enter({"run": "mine", "epochs": 1})
@@ -209,11 +208,11 @@ def test_a_slot_held_by_another_process_is_taken_when_that_process_dies(tmp_path
     assert queue.jobs() == []
 
 
-def test_queue_places_follow_submission_across_processes_and_a_dead_process_leaves_the_queue(tmp_path):
+def test_queue_places_follow_submission_across_processes_and_a_dead_process_leaves_the_queue(tmp_path, repo):
     from vae.job_queue import SharedQueue
     queue = SharedQueue(tmp_path, max_running=1)
     running = queue.take_slot(queue.enter({"run": "running"}), {"run": "running"})
-    other = _holder(tmp_path, "queue")  # submitted first: place 1
+    other = _holder(repo, tmp_path, "queue")  # submitted first: place 1
     mine = queue.enter({"run": "mine", "epochs": 3})
     assert queue.place(mine) == 2
     assert [(j.run_name, j.state, j.place) for j in queue.jobs()] == [
@@ -241,9 +240,10 @@ print(reg.wait(job.id, 60).state, flush=True)
 
 
 @pytest.mark.slow
-def test_the_job_limit_holds_across_server_processes_on_one_runs_folder(tmp_path):
-    server = subprocess.Popen([sys.executable, "-c", SECOND_SERVER, str(tmp_path)], cwd=REPO, text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+def test_the_job_limit_holds_across_server_processes_on_one_runs_folder(tmp_path, repo):
+    server = subprocess.Popen([sys.executable, "-c", SECOND_SERVER, str(tmp_path)], cwd=repo, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": str(repo)})
     try:
         assert server.stdout.readline().strip() == "running"
         reg = JobRegistry(tmp_path, max_running=1)
@@ -263,11 +263,11 @@ def test_the_job_limit_holds_across_server_processes_on_one_runs_folder(tmp_path
         server.wait(10)
 
 
-def test_a_job_whose_queue_entry_is_deleted_fails_and_does_not_hold_up_the_queue(tmp_path):
+def test_a_job_whose_queue_entry_is_deleted_fails_and_does_not_hold_up_the_queue(tmp_path, repo):
     """The runs folder tidied by hand while a job waits: it ends with a sentence instead of waiting at
     'place 0' for ever, and the next job behind it is not held up by a place it kept."""
     import shutil
-    other = _holder(tmp_path, "slot")  # another server's job runs in the only slot
+    other = _holder(repo, tmp_path, "slot")  # another server's job runs in the only slot
     try:
         reg = JobRegistry(tmp_path, max_running=1)
         waiting = reg.submit(spec("waiting"), owner="a")

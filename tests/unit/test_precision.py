@@ -1,30 +1,15 @@
 """Numbers with their error bars: the rounding rule, and standard errors that match repeated estimates."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from vae.checkpoint import load_checkpoint
-from vae.data import load_dataset
 from vae.evaluate import cached_iw_estimate, evaluate_model, evaluation_inputs, read_iw_estimate
 from vae.metrics import evaluate_elbo, iw_estimate
 from vae.model import elbo_parts
 from vae.precision import FIXED_DECIMALS, format_bound, round_bound, se_decimals
 from vae.storage import iw_estimate_path
-
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
-
-
-@pytest.fixture(scope="module")
-def z16():
-    return load_checkpoint(ASSETS / "mnist-5k-z16.safetensors")
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset("mnist-5k")
 
 
 @pytest.mark.parametrize("value, se, shown", [
@@ -54,20 +39,20 @@ def test_json_values_are_rounded_to_the_standard_errors_place():
     assert format_bound(float("nan"), 0.1) == "n/a"
 
 
-def test_eval_reports_the_elbo_with_a_standard_error_that_repeats_bear_out(z16, data):
-    first = evaluate_model(z16, data, max_points=200)
+def test_eval_reports_the_elbo_with_a_standard_error_that_repeats_bear_out(z16, mnist5k):
+    first = evaluate_model(z16, mnist5k, max_points=200)
     assert first["test_elbo_se"] > 0 and first["elbo_draws"] >= 2
-    assert evaluate_model(z16, data, max_points=200) == first  # seeded: the same file, the same number
+    assert evaluate_model(z16, mnist5k, max_points=200) == first  # seeded: the same file, the same number
     assert round(first["test_elbo"], se_decimals(first["test_elbo_se"])) == first["test_elbo"]  # no digit past the SE's
-    repeats = [evaluate_model(z16, data, max_points=200, seed=s)["test_elbo"] for s in range(1, 9)]
+    repeats = [evaluate_model(z16, mnist5k, max_points=200, seed=s)["test_elbo"] for s in range(1, 9)]
     spread = np.std(repeats, ddof=1)
     # 8 repeats estimate a spread to about +-25%; the spread over images (tens of nats / sqrt(200)) or one
     # draw's SE would be 20x and 4x off.
     assert 0.4 < spread / first["test_elbo_se"] < 2.5, (spread, first["test_elbo_se"], repeats)
 
 
-def test_the_iw_estimates_standard_error_matches_repeats(z16, data):
-    x = evaluation_inputs(z16, data)[:100]
+def test_the_iw_estimates_standard_error_matches_repeats(z16, mnist5k):
+    x = evaluation_inputs(z16, mnist5k)[:100]
     runs = [iw_estimate(z16.model, x, 20, seed=s) for s in range(8)]
     values = [r["iw_log_likelihood"] for r in runs]
     se = np.mean([r["iw_log_likelihood_se"] for r in runs])
@@ -78,9 +63,9 @@ def test_the_iw_estimates_standard_error_matches_repeats(z16, data):
         [r["iw_log_likelihood_se"] for r in one]) < 2.5
 
 
-def test_the_draws_are_the_elbo_that_training_optimises(z16, data):
+def test_the_draws_are_the_elbo_that_training_optimises(z16, mnist5k):
     """Eval's per-draw ELBO (one encoder pass for every draw) is vae.model.elbo_parts, for A and B."""
-    x = evaluation_inputs(z16, data)[:50]
+    x = evaluation_inputs(z16, mnist5k)[:50]
     for estimator in ("A", "B"):
         ours = evaluate_elbo(z16.model, x, estimator=estimator, n_samples=8, seed=5)
         with torch.no_grad():
@@ -92,11 +77,11 @@ def test_the_draws_are_the_elbo_that_training_optimises(z16, data):
     assert "elbo_se" not in evaluate_elbo(z16.model, x, n_samples=1)  # one draw: draws and images cannot be told apart
 
 
-def test_the_compare_cache_keeps_the_standard_error_and_recomputes_an_old_plain_number(tmp_path, z16, data):
-    estimate = cached_iw_estimate(tmp_path, z16, data, 20, 10)
+def test_the_compare_cache_keeps_the_standard_error_and_recomputes_an_old_plain_number(tmp_path, z16, mnist5k):
+    estimate = cached_iw_estimate(tmp_path, z16, mnist5k, 20, 10)
     assert set(estimate) == {"iw_log_likelihood", "iw_log_likelihood_se"} and estimate["iw_log_likelihood_se"] > 0
     path = iw_estimate_path(tmp_path, z16.sha256, 20, 10)
     assert json.loads(path.read_text()) == estimate
     path.write_text("-80.5")  # what versions before the SE cached
     assert read_iw_estimate(tmp_path, z16.sha256, 20, 10) is None and not path.exists()
-    assert cached_iw_estimate(tmp_path, z16, data, 20, 10) == estimate  # recomputed, the same seed
+    assert cached_iw_estimate(tmp_path, z16, mnist5k, 20, 10) == estimate  # recomputed, the same seed

@@ -2,28 +2,18 @@
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
 from PIL import Image
 
 from vae import reproduce as rp
 from vae.config import ConfigError, ModelConfig
-from vae.data import load_dataset
 from vae.jobs import JobRegistry
 from vae.runs import RunDir, RunError, list_runs
 from vae.train import train_run
 
 TINY = dict(dataset="digits", latent_dims=(2, 3), budget=3000, preset="paper", binarize="none")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def train_with(data, calls=None):
@@ -175,31 +165,25 @@ def test_the_manifold_picture_is_the_decoded_grid(made):
 
 
 # -- the command line ---------------------------------------------------------------------------------
-def vae(*args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "vae", *map(str, args)], cwd=REPO, capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
 @pytest.mark.slow
-def test_cli_fig2_writes_runs_csv_and_one_json_line_then_continues(tmp_path):
+def test_cli_fig2_writes_runs_csv_and_one_json_line_then_continues(tmp_path, vae_cli):
     args = ["reproduce", "fig2", "--dataset", "digits", "--latent-dims", "3", "5", "--budget", "1500",
             "--threads", "1", "--out", tmp_path]
-    proc = vae(*args)
+    proc = vae_cli(*args)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["name"] == "fig2-digits-paper-none" and set(out["sizes"]) == {"3", "5"}
     assert out["sizes"]["5"]["status"] == "finished" and out["sizes"]["5"]["test_elbo"] < 0
     with open(out["csv"]) as f:
         assert {row["latent_dim"] for row in csv.DictReader(f)} == {"3", "5"}
-    again = vae(*args)
+    again = vae_cli(*args)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout.strip().splitlines()[-1])["sizes"]["3"]["status"] == "already done"
 
 
 @pytest.mark.slow
-def test_cli_fig4_writes_the_manifold_png(tmp_path):
-    proc = vae("reproduce", "fig4", "--dataset", "digits", "--budget", "1500", "--grid", "6", "--threads", "1",
+def test_cli_fig4_writes_the_manifold_png(tmp_path, vae_cli):
+    proc = vae_cli("reproduce", "fig4", "--dataset", "digits", "--budget", "1500", "--grid", "6", "--threads", "1",
                "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -213,14 +197,14 @@ def test_cli_fig4_writes_the_manifold_png(tmp_path):
     (["--budget", "0"], "budget must be between"),
     (["--dataset", "nowhere.npz"], "built-in data set"),
 ])
-def test_cli_bad_input_is_one_line(tmp_path, args, words):
-    proc = vae("reproduce", "fig2", "--out", tmp_path, *args)
+def test_cli_bad_input_is_one_line(tmp_path, args, words, vae_cli):
+    proc = vae_cli("reproduce", "fig2", "--out", tmp_path, *args)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0]
 
 
-def test_cli_help_explains_binarisation_and_the_layout():
-    proc = vae("reproduce", "--help")
+def test_cli_help_explains_binarisation_and_the_layout(vae_cli):
+    proc = vae_cli("reproduce", "--help")
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
     assert "does not say how it binarised" in text and "<name>-nz<K>" in text and "2e8" in text
@@ -230,8 +214,8 @@ def test_cli_help_explains_binarisation_and_the_layout():
 
 
 @pytest.mark.slow
-def test_full_mnist_one_epoch_per_size_on_the_paper_preset(tmp_path, mnist_dir):
-    proc = vae("reproduce", "fig2", "--dataset", "mnist", "--data-dir", mnist_dir, "--latent-dims", "3",
+def test_full_mnist_one_epoch_per_size_on_the_paper_preset(tmp_path, mnist_dir, vae_cli):
+    proc = vae_cli("reproduce", "fig2", "--dataset", "mnist", "--data-dir", mnist_dir, "--latent-dims", "3",
                "--budget", "60000", "--binarize", "dynamic", "--threads", "1", "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
     size = json.loads(proc.stdout.strip().splitlines()[-1])["sizes"]["3"]

@@ -4,15 +4,9 @@ import pytest
 
 from vae.align import align_sequence, align_to, aligned_maps, plane, procrustes
 from vae.config import ModelConfig, TrainConfig
-from vae.data import load_dataset
 from vae.runs import read_metrics
 from vae.snapshots import PROBE_POINTS, SHOWN, SnapshotError, load_snapshots, read_snapshot, snapshot_dir
 from vae.train import train_run
-
-
-@pytest.fixture(scope="module")
-def mnist5k():
-    return load_dataset("mnist-5k")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +43,8 @@ def test_resume_forgets_the_snapshots_of_the_abandoned_future(tmp_path, mnist5k)
     out = tmp_path / "run"
     config = ModelConfig(image_shape=mnist5k.image_shape, latent_dim=2, hidden=(32,))
     train_run(out, mnist5k, config, TrainConfig(epochs=2))
-    (out / "snapshots" / "epoch-00009.safetensors").write_bytes((out / "snapshots" / "epoch-00002.safetensors").read_bytes())
+    snapshots = out / "snapshots"
+    (snapshots / "epoch-00009.safetensors").write_bytes((snapshots / "epoch-00002.safetensors").read_bytes())
     train_run(out, mnist5k, config, TrainConfig(epochs=3), resume=True)
     assert [s.epoch for s in load_snapshots(out / "snapshots")] == [0, 1, 2, 3]
 
@@ -99,7 +94,9 @@ def test_a_sequence_is_aligned_to_its_last_map():
     last = rng.normal(size=(100, 2))
     flipped = last * [-1, 1]
     out = align_sequence([flipped, last])
-    assert np.allclose(out[0], last, atol=1e-5) and out[1] is not None
+    assert len(out) == 2 and np.allclose(out[0], last, atol=1e-5)
+    np.testing.assert_array_equal(out[1], last.astype(np.float32))  # the last map is the frame: kept as it is
+    assert align_sequence([]) == []
 
 
 def test_aligned_maps_line_up_the_same_images_across_two_models():

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import require
 
 import vae.train
 from vae.checkpoint import load_checkpoint
@@ -149,7 +148,7 @@ def test_a_count_set_in_omp_num_threads_is_kept_not_measured(tmp_path, spy, monk
     assert not spy and result.threads.threads == 1 and result.threads.why == "kept: OMP_NUM_THREADS"
 
 
-def test_training_without_a_count_runs_each_step_with_the_chosen_count_and_records_it(tmp_path, spy):
+def test_training_without_a_count_runs_each_step_with_the_chosen_count_and_records_it(tmp_path, spy, require):
     require(len(os.sched_getaffinity(0)) >= 2, "this machine lets the process use only one core")
     data = load_dataset("digits")
     before = torch.get_num_threads()
@@ -173,7 +172,8 @@ def test_a_given_count_is_used_as_today(tmp_path, spy):
     assert spy == [] and result.threads.why == "given" and result.summary()["threads"] == 1
 
 
-def test_under_a_busy_loop_it_never_takes_more_threads_than_its_measurements_show_to_help(tmp_path, spy):
+def test_under_a_busy_loop_it_never_takes_more_threads_than_its_measurements_show_to_help(tmp_path, spy,
+                                                                                            require):
     """For real: a child spins on one of our cores while the default trains the issue's model.
     It cannot fail by noise: whatever the machine does, the choice must follow the measured steps,
     and a second thread must have measured faster by the margin. A chooser that ignored its

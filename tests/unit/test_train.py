@@ -6,14 +6,8 @@ import torch
 
 from vae.checkpoint import load_checkpoint
 from vae.config import ConfigError, ModelConfig, TrainConfig
-from vae.data import load_dataset
 from vae.runs import RunError, read_metrics
 from vae.train import train_run
-
-
-@pytest.fixture(scope="module")
-def mnist5k():
-    return load_dataset("mnist-5k")
 
 
 def model_config(data, **kw):
@@ -97,16 +91,16 @@ def test_training_options_all_learn(tmp_path, mnist5k, kw):
 
 
 def test_warmup_raises_beta_linearly(tmp_path, mnist5k):
-    result = train_run(tmp_path / "r", mnist5k, model_config(mnist5k), TrainConfig(epochs=2, kl_warmup=2.0, log_every=10))
+    result = train_run(tmp_path / "r", mnist5k, model_config(mnist5k),
+                       TrainConfig(epochs=2, kl_warmup=2.0, log_every=10))
     betas = [r["beta"] for r in result.history if r["kind"] == "step"]
     assert betas[0] < 0.2 and betas == sorted(betas) and betas[-1] == 1.0
 
 
-def test_gaussian_decoder_and_conv_train(tmp_path, mnist5k):
+def test_gaussian_decoder_and_conv_train(tmp_path, mnist5k, digits):
     result = train_run(tmp_path / "g", mnist5k, model_config(mnist5k, likelihood="gaussian", gaussian_std=0.1),
                        TrainConfig(epochs=1))
     assert result.status == "finished"
-    digits = load_dataset("digits")
     conv = ModelConfig(image_shape=digits.image_shape, latent_dim=3, arch="conv", hidden=(32,))
     assert train_run(tmp_path / "c", digits, conv, TrainConfig(epochs=2)).status == "finished"
 
