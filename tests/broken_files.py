@@ -127,7 +127,8 @@ def wrong_dtype(folder: Path) -> Path:
 
 
 def bad_config(folder: Path) -> Path:
-    return _rewrite(folder, "bad-config.safetensors", meta_changes={"model_config": json.dumps({"image_shape": [8, 8], "latent_dim": -3})})
+    config = json.dumps({"image_shape": [8, 8], "latent_dim": -3})
+    return _rewrite(folder, "bad-config.safetensors", meta_changes={"model_config": config})
 
 
 BROKEN = {
