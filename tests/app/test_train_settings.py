@@ -1,41 +1,21 @@
 """The Train page's settings form (app_pages/train.py) through AppTest: it offers every setting of
 `python -m vae train` that makes sense in the app, within the same bounds, its preset fills the fields as
 the command line's does, and what the page's fields say reaches the job it submits."""
-from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from ui.pages import page
 from vae.config import PRESETS, all_settings, preset_values, train_settings
 
-REPO = Path(__file__).resolve().parents[2]
 TRAIN = page("train").path
 # What the command line has and the page does not, each for the reason its `app` field gives.
 LEFT_OUT = {"out", "data_dir", "threads", "resume"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def runs_dir(tmp_path_factory):
-    """A runs folder of this module's own: settings() and the registry are read again with it."""
-    mp = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("train-settings-runs")
-    mp.setenv("VAE_RUNS_DIR", str(root))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield root
-    mp.undo()
-    st.cache_resource.clear()
-
-
-def open_train() -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page(TRAIN)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+@pytest.fixture
+def open_train(open_page):
+    """The Train page, opened as a browser session opens it (tests/app/conftest.py)."""
+    return lambda: open_page("train")
 
 
 def widgets(at) -> dict:
@@ -51,7 +31,7 @@ def by_label(at, label):
     return widgets(at)[label]
 
 
-def test_the_page_offers_every_setting_of_the_command_lines_train_but_those_it_says_it_cannot():
+def test_the_page_offers_every_setting_of_the_command_lines_train_but_those_it_says_it_cannot(open_train):
     at = open_train()
     labels = set(widgets(at))
     offered = [s for s in train_settings() if not s.app]
@@ -62,7 +42,7 @@ def test_the_page_offers_every_setting_of_the_command_lines_train_but_those_it_s
     assert at.selectbox(key="tr_device").options[:2] == ["cpu", "auto"]
 
 
-def test_the_pages_number_fields_keep_the_configs_bounds_and_start_where_the_command_line_does():
+def test_the_pages_number_fields_keep_the_configs_bounds_and_start_where_the_command_line_does(open_train):
     at = open_train()
     start = {**{s.name: s.default for s in train_settings()}, **preset_values("default")}
     for s in train_settings():
@@ -78,7 +58,7 @@ def test_the_pages_number_fields_keep_the_configs_bounds_and_start_where_the_com
     assert at.text_input(key="tr_hidden").value == "400"
 
 
-def test_choosing_the_paper_preset_fills_its_values_into_the_fields():
+def test_choosing_the_paper_preset_fills_its_values_into_the_fields(open_train):
     at = open_train()
     at.selectbox(key="tr_preset").set_value("paper").run()
     paper = PRESETS["paper"]
@@ -90,7 +70,7 @@ def test_choosing_the_paper_preset_fills_its_values_into_the_fields():
     assert at.selectbox(key="tr_optimizer").value == "adam" and at.text_input(key="tr_hidden").value == "400"
 
 
-def test_a_value_past_a_bound_is_refused_on_the_page_in_one_sentence():
+def test_a_value_past_a_bound_is_refused_on_the_page_in_one_sentence(open_train):
     at = open_train()
     at.number_input(key="tr_lr").set_value(0.0)
     at.button[0].click().run()  # the form's submit button
@@ -99,7 +79,7 @@ def test_a_value_past_a_bound_is_refused_on_the_page_in_one_sentence():
     assert not registry().jobs()
 
 
-def test_what_the_page_says_reaches_the_job_it_submits(runs_dir):
+def test_what_the_page_says_reaches_the_job_it_submits(runs_dir, open_train):
     at = open_train()
     at.selectbox(key="tr_preset").set_value("paper").run()
     at.selectbox(key="tr_data").set_value("digits")
