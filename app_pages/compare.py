@@ -54,7 +54,7 @@ def iw_estimate(ck, n: int, k: int):
 
 
 rows, pending = [], []
-for key, (label, ck) in zip(keys, cks.items()):
+for key, (label, ck) in zip(keys, cks.items(), strict=True):
     try:
         r = report(ck.sha256, key, n_points)
     except DataError as err:

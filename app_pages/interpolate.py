@@ -53,7 +53,8 @@ else:
     end = int(b.number_input("End: test image index", 0, n - 1, min(1, n - 1), key="ip_i1"))
 
 kind = st.radio("Path", ["linear", "spherical"], horizontal=True, key="ip_kind",
-                help="Spherical (slerp) follows a great circle, keeping the path at a typical distance from the origin.")
+                help="Spherical (slerp) follows a great circle, keeping the path at a typical distance from "
+                     "the origin.")
 steps = st.slider("Frames along the path", 5, 40, 16, key="ip_steps")
 
 links.publish({"start": start, "end": end, "path": kind, "frames": steps})
@@ -63,7 +64,8 @@ t = np.linspace(0, 1, steps)
 
 left, right = st.columns([2, 3])
 with left:
-    st.plotly_chart(image_frames(frames, t, title=f"{data.label_name(int(enc.labels[start])) if enc.labels is not None else start}"
+    start_name = data.label_name(int(enc.labels[start])) if enc.labels is not None else start
+    st.plotly_chart(image_frames(frames, t, title=f"{start_name}"
                                  f" → {data.label_name(int(enc.labels[end])) if enc.labels is not None else end}"),
                     key="ip_frames", config={"displayModeBar": False})
 with right:

@@ -22,7 +22,8 @@ if ck is None or data is None:
 
 d = ck.model_config.latent_dim
 links.adopt([links.Link("points", "map_split", links.one_of(*state.SPLITS)),
-             links.Link("projection", "map_method", links.one_of(*(["latent"] if d <= 2 else ["pca", "umap", "tsne"])))])
+             links.Link("projection", "map_method",
+                        links.one_of(*(["latent"] if d <= 2 else ["pca", "umap", "tsne"])))])
 left, mid, right = st.columns(3)
 split = left.radio("Points", state.SPLITS, horizontal=True, key="map_split",
                    help="Which images to encode: the test split, the training split, or both.")

@@ -41,7 +41,7 @@ def figure(folder: str, stamp: tuple, latent_dim: int, class_names: tuple | None
     frames = [{"name": str(s.epoch), "coords": c,
                "samples": to_uint8(tile(s.samples / 255.0, 4)),
                "reconstructions": to_uint8(tile(np.concatenate([s.inputs[:8], s.reconstructions[:8]]) / 255.0, 8))}
-              for s, c in zip(shown, coords)]
+              for s, c in zip(shown, coords, strict=True)]
     return replay_figure(frames, shown[-1].labels, list(class_names) if class_names else None), len(shown)
 
 
@@ -51,7 +51,8 @@ def replay(ck, snaps, folder, stamp) -> None:
     st.plotly_chart(fig, key="replay", config={"displayModeBar": False})
     st.caption(f"{len(snaps)} snapshots (epoch 0 is the untrained model)"
                + (f", {n_shown} shown at evenly spaced epochs" if n_shown < len(snaps) else "")
-               + (". The latent has more than two dimensions: each epoch's principal plane is rotated onto the last one's."
+               + (". The latent has more than two dimensions: each epoch's principal plane is rotated onto the "
+                  "last one's."
                   if ck.model_config.latent_dim > 2 else ". The map is the 2-D latent itself."))
 
     epochs = [s.epoch for s in snaps]
@@ -63,7 +64,8 @@ def replay(ck, snaps, folder, stamp) -> None:
         layout=dict(title="KL per dimension (nats) by epoch", xaxis_title="epoch", height=340,
                     margin=dict(l=10, r=10, t=40, b=10), font=dict(size=16))), key="replay_kl")
     right.plotly_chart(go.Figure(
-        go.Scatter(x=[e for e, v in zip(epochs, elbo) if v is not None], y=[v for v in elbo if v is not None],
+        go.Scatter(x=[e for e, v in zip(epochs, elbo, strict=True) if v is not None],
+                   y=[v for v in elbo if v is not None],
                    mode="lines+markers", name="test ELBO"),
         layout=dict(title="test ELBO (nats) by epoch", xaxis_title="epoch", height=340,
                     margin=dict(l=10, r=10, t=40, b=10), font=dict(size=16))), key="replay_elbo")

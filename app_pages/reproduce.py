@@ -110,7 +110,8 @@ else:
 st.subheader("Figure 4: the learned 2-D manifold")
 fig4s = [m for m in found if m["figure"] == "fig4"]
 if not fig4s:
-    st.info("No figure 4 reproduction yet: tick it above or run `python -m vae reproduce fig4 --dataset mnist --out runs`.")
+    st.info("No figure 4 reproduction yet: tick it above or run "
+            "`python -m vae reproduce fig4 --dataset mnist --out runs`.")
 columns = st.columns(2) if fig4s else []
 for i, m in enumerate(fig4s):
     column = columns[i % 2]

@@ -127,7 +127,7 @@ def main() -> None:
     labels = state.library()
     models = [(state.current_key(), ck)] + ([second] if second else [])
     pending = []
-    for slot, (col, (key, model)) in enumerate(zip(st.columns(len(models)), models)):
+    for slot, (col, (key, model)) in enumerate(zip(st.columns(len(models)), models, strict=True)):
         with col:
             pending += [f for f in [show_model(key, labels[key], model, x, k, slot)] if f is not None]
     if pending:

@@ -161,7 +161,8 @@ def main() -> None:
                 big["ours"].append(time_to_all_points(browser, fashion_url, 70_000))
                 big["bare"].append(time_to_map(browser, big_url))
             idle = slider_latencies(browser, app_url)
-            trainer = subprocess.Popen([sys.executable, "-m", "vae", "train", "--dataset", "mnist-5k", "--epochs", "500",
+            trainer = subprocess.Popen([sys.executable, "-m", "vae", "train", "--dataset", "mnist-5k",
+                                        "--epochs", "500",
                                         "--threads", "1", "--out", str(work / "busy")], cwd=REPO,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(5)
@@ -176,7 +177,8 @@ def main() -> None:
     g, h = median(big["ours"]), median(big["bare"])
     rows.append(["70,000-point Fashion-MNIST map (choose 'all' -> drawn)", f"{g:.2f} s", f"bare page {h:.2f} s",
                  f"{g / h:.2f}x", "-"])
-    rows.append(["encode 70,000 Fashion-MNIST images (posterior means)", f"{encode_seconds:.2f} s", "-", "-", "under 1 s"])
+    rows.append(["encode 70,000 Fashion-MNIST images (posterior means)", f"{encode_seconds:.2f} s", "-", "-",
+                 "under 1 s"])
     rows.append(["interpolation slider -> image drawn (median)", f"{median(idle):.0f} ms",
                  "server round trip ~150 ms", "-", "under 100 ms"])
     rows.append(["the same while a run trains (1 thread)", f"{median(busy):.0f} ms", "-", "-", "under 100 ms"])
@@ -185,7 +187,8 @@ def main() -> None:
     print("## App responsiveness and memory\n")
     print(table(["measure", "value", "reference", "ratio", "target"], rows))
     print(f"\nMedians of {args.repeats} fresh sessions each, interleaved, warm server; slider over 11 moves. "
-          f"All runs: first plot ours {[round(v, 2) for v in first['ours']]}, bare {[round(v, 2) for v in first['bare']]}; "
+          f"All runs: first plot ours {[round(v, 2) for v in first['ours']]}, "
+          f"bare {[round(v, 2) for v in first['bare']]}; "
           f"70k ours {[round(v, 2) for v in big['ours']]}, bare {[round(v, 2) for v in big['bare']]}.")
 
 

@@ -87,9 +87,11 @@ def main() -> None:
             for where in ("thread", "process"):
                 rates.setdefault((where, busy), []).append(measure(where, busy))
     print("## Training beside page work: a thread or a child process\n")
-    print(f"The load test's training loop for {SECONDS:.0f} s, median of {REPEATS} interleaved runs, while N threads of "
+    print(f"The load test's training loop for {SECONDS:.0f} s, median of {REPEATS} interleaved runs, "
+          "while N threads of "
           "the server's process build Plotly figures; ratios are to the same side with none.\n")
-    print("| busy page-like threads | training in a thread (samples/s, ratio) | in a child process (samples/s, ratio) |")
+    print("| busy page-like threads | training in a thread (samples/s, ratio) "
+          "| in a child process (samples/s, ratio) |")
     print("|---|---|---|")
     idle = {where: statistics.median(rates[(where, 0)]) for where in ("thread", "process")}
     for busy in BUSY:

@@ -77,7 +77,8 @@ def time_to_quality(data, images, test_images, epochs: int = 10, best=(256, 3e-3
     import threading
     stop = threading.Event()
     batch, lr = best
-    trainer = Trainer(build_model(MODEL), data, TrainConfig(epochs=epochs * 3, batch_size=batch, lr=lr, log_every=10**9),
+    config = TrainConfig(epochs=epochs * 3, batch_size=batch, lr=lr, log_every=10**9)
+    trainer = Trainer(build_model(MODEL), data, config,
                       threads=THREADS, callbacks=[stop_at_bar], stop_event=stop)
     start = time.perf_counter()
     trainer.fit()

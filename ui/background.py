@@ -185,7 +185,8 @@ class BackgroundWorker:
         returncode = child.popen.wait()
         child.popen.stdout.close()
         with self._lock:
-            sentence = "the server is shutting down." if self._closed else death_sentence(returncode, "the background process")
+            sentence = ("the server is shutting down." if self._closed
+                        else death_sentence(returncode, "the background process"))
             for _, future, upload in child.pending.values():
                 future.set_exception(BackgroundError(sentence))
                 self._release_upload(upload)

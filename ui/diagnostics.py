@@ -66,7 +66,8 @@ def panel(ck: Checkpoint, enc) -> None:
     # models (ELBO from 64 draws, IW from 5000, measured), so FIXED_DECIMALS
     c.metric("IW gain at K=5000", format_bound(curve.gap, unit="nats") if curve else "computing…",
              help="How much the importance-weighted bound gains over the ELBO: the posterior's mismatch.")
-    e.metric("q(z) vs prior", f"{agg.kl_to_prior:.2f} nats", help="KL of the moment-matched aggregate posterior to N(0, I).")
+    e.metric("q(z) vs prior", f"{agg.kl_to_prior:.2f} nats",
+             help="KL of the moment-matched aggregate posterior to N(0, I).")
     warning = collapse_warning(kl)
     if warning:
         st.warning(warning, icon=":material/warning:")
@@ -86,7 +87,8 @@ def panel(ck: Checkpoint, enc) -> None:
     else:
         left.info(f"The IW bound for K = 1 … 5000 on {IW_POINTS} test images is being computed in the "
                   "background (once per checkpoint, then cached); it appears here by itself.")
-    right.plotly_chart(shared_figure("aggregate", key, lambda: aggregate_figure(enc.mu, enc.logvar, dims_by_kl(kl)[:3])),
+    aggregate = shared_figure("aggregate", key, lambda: aggregate_figure(enc.mu, enc.logvar, dims_by_kl(kl)[:3]))
+    right.plotly_chart(aggregate,
                        key="diag_agg")
     right.caption(agg.summary() + ".")
     explain("What do these diagnostics say?", DIAGNOSTICS_NOTE)

@@ -15,7 +15,8 @@ from .widgets import describe
 def _upload() -> None:
     """Validate an uploaded checkpoint; on failure keep the previous model and say why in one sentence."""
     file = st.sidebar.file_uploader("Open a checkpoint (.safetensors)", type=["safetensors"], key="upload_ckpt",
-                                    help="Only VAE Explorer safetensors files; pickles (.pt, .pth, .ckpt) are refused unopened.")
+                                    help="Only VAE Explorer safetensors files; pickles (.pt, .pth, .ckpt) are "
+                                         "refused unopened.")
     if file is None:  # nothing in the uploader (or the user removed the file): no stale refusal
         st.session_state.pop("upload_error", None)
         st.session_state.pop("rejected_upload", None)

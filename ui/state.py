@@ -141,7 +141,7 @@ class Encoding:
         offsets = np.cumsum([0] + [len(p) for p in self.parts])
         rows = np.atleast_1d(np.asarray(rows))
         part = np.searchsorted(offsets, rows, side="right") - 1
-        return np.stack([self.parts[k][r - offsets[k]] for k, r in zip(part, rows)])
+        return np.stack([self.parts[k][r - offsets[k]] for k, r in zip(part, rows, strict=True)])
 
     def __len__(self) -> int:
         return len(self.mu)
@@ -156,7 +156,7 @@ def _encode(sha256: str, split: str, _ck: Checkpoint, _data: Dataset) -> Encodin
     parts = splits["train"] + splits["test"] if split == "all" else splits[split]
     ys = [y for _, y in parts]
     labels = None if any(y is None for y in ys) else np.concatenate(ys)
-    mu, logvar = map(np.concatenate, zip(*(posterior_stats(_ck.model, x) for x, _ in parts)))
+    mu, logvar = map(np.concatenate, zip(*(posterior_stats(_ck.model, x) for x, _ in parts), strict=True))
     for arr in (mu, logvar) + ((labels,) if labels is not None else ()):
         arr.setflags(write=False)  # shared by every session
     return Encoding(mu=mu, logvar=logvar, labels=labels, parts=tuple(x for x, _ in parts))

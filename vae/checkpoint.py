@@ -34,7 +34,8 @@ MAX_HEADER_BYTES = 16 * 1024 * 1024  # safetensors itself allows 100 MB; our hea
 MAX_TENSORS = 4096
 MAX_STEP_RECORDS = 4000  # per-step train records kept in a checkpoint's metadata; metrics.jsonl keeps them all
 MAX_KL_RECORDS = 300  # test records that keep their KL per dimension there (Nz = 200 makes each ~2 KB)
-PICKLE_MAGICS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")  # pickle PROTO opcode, torch.save's zip
+# pickle's PROTO opcode (protocols 2-5), and the zip that torch.save writes
+PICKLE_MAGICS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")
 
 
 class CheckpointError(ValueError):
@@ -133,7 +134,8 @@ def _metadata(header: dict, name: str, expected_format: str) -> dict:
     meta = header.get("__metadata__")
     if not isinstance(meta, dict) or meta.get("format") != expected_format:
         raise CheckpointError(f"{name} is a safetensors file but not a VAE Explorer "
-                              f"{'checkpoint' if expected_format == FORMAT else 'resume file'} (no '{expected_format}' metadata).")
+                              f"{'checkpoint' if expected_format == FORMAT else 'resume file'} "
+                              f"(no '{expected_format}' metadata).")
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{name} has format version {meta.get('format_version')!r}; this version of "
                               f"VAE Explorer reads version {FORMAT_VERSION}.")

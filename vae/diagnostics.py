@@ -27,7 +27,7 @@ COLLAPSE_KL = 0.01  # nats: below this a dimension says (almost) nothing about x
 IW_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
-# -- units: collapsed (their activity is vae.metrics.unit_activity) ----------------------------------------------------------------
+# -- units: collapsed (their activity is vae.metrics.unit_activity) ---------------------------------
 def collapsed_dims(kl_per_dim, threshold: float = COLLAPSE_KL) -> list[int]:
     return [int(i) for i in np.flatnonzero(np.asarray(kl_per_dim) < threshold)]
 
@@ -87,7 +87,8 @@ def iw_curve(model: VAE, x, ks=IW_KS, *, seed: int = 0, batch_size: int = 10) ->
     for i, start in enumerate(range(0, x.shape[0], batch_size)):
         xb = x[start:start + batch_size]
         gen = torch.Generator(device=device).manual_seed(seed + i)
-        lw = torch.cat(list(log_weight_chunks(model, xb, ks[-1], max_elements=1 << 23, generator=gen))).double()  # [K, B]
+        chunks = log_weight_chunks(model, xb, ks[-1], max_elements=1 << 23, generator=gen)
+        lw = torch.cat(list(chunks)).double()  # [K, B]
         cum = torch.logcumsumexp(lw, dim=0)
         per_point.append(torch.stack([cum[k - 1] - math.log(k) for k in ks], dim=1))  # [B, len(ks)]
         elbos.append(elbo_parts(model, xb, estimator="B", n_samples=64, generator=elbo_gen).elbo.double())

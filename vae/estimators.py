@@ -220,7 +220,7 @@ def variance_slope(rows: list[dict], estimator: str, key: str = "grad_var") -> f
     pts = [(math.log(r["L"]), math.log(r[key])) for r in rows if r["estimator"] == estimator and r[key] > 0]
     if len({p[0] for p in pts}) < 2:
         return math.nan
-    log_l, log_v = map(np.array, zip(*pts))
+    log_l, log_v = map(np.array, zip(*pts, strict=True))
     return float(np.polyfit(log_l, log_v, 1)[0])
 
 

@@ -44,7 +44,7 @@ def coordinates_csv(index: np.ndarray, coords: np.ndarray, mu: np.ndarray, label
     writer = csv.writer(buffer, lineterminator="\n")
     d = mu.shape[1]
     writer.writerow(["index", "label", "class", "x", "y", *(f"mu_{k}" for k in range(d))])
-    for row, (x, y) in zip(np.asarray(index), np.asarray(coords)):
+    for row, (x, y) in zip(np.asarray(index), np.asarray(coords), strict=True):
         label = "" if labels is None else int(labels[row])
         name = "" if labels is None else label_name(int(labels[row]))
         writer.writerow([int(row), label, name, f"{x:.5f}", f"{y:.5f}", *(f"{v:.5f}" for v in mu[row])])

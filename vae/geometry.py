@@ -38,7 +38,8 @@ def procrustes(source: np.ndarray, target: np.ndarray) -> Alignment:
     with U S V^T the SVD of source_c^T target_c, R = U V^T. Rows are the same images in both."""
     source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
     if source.shape != target.shape or source.ndim != 2:
-        raise ValueError(f"Procrustes needs two maps of the same points and size, got {source.shape} and {target.shape}.")
+        raise ValueError(f"Procrustes needs two maps of the same points and size, got {source.shape} and "
+                         f"{target.shape}.")
     if len(source) < 2:
         raise ValueError("Procrustes needs at least two points.")
     ms, mt = source.mean(0), target.mean(0)

@@ -89,7 +89,7 @@ def evaluate_elbo(model: VAE, x, *, estimator: str = "B", n_samples: int = 1, ba
         per_dim += kl_d.sum(0).double()
     n = max(1, x.shape[0])
     report = {"kl_per_dim": (per_dim / n).tolist()}
-    for name, total, var in zip(("elbo", "recon", "kl"), totals.tolist(), variances.tolist()):
+    for name, total, var in zip(("elbo", "recon", "kl"), totals.tolist(), variances.tolist(), strict=True):
         report[name], se = _mean_and_se(total, var, n)
         if n_samples > 1:
             report[f"{name}_se"] = se

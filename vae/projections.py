@@ -43,7 +43,8 @@ def project(mu: np.ndarray, method: str, *, seed: int = 0) -> tuple[np.ndarray, 
         coords = project_onto(sample, *principal_plane(sample))
     elif method == "tsne":
         from sklearn.manifold import TSNE
-        coords = TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30, len(sample) - 1)).fit_transform(sample)
+        tsne = TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30, len(sample) - 1))
+        coords = tsne.fit_transform(sample)
     else:
         import umap  # imported on demand: its numba JIT takes seconds the first time
         coords = umap.UMAP(n_components=2, random_state=seed, n_jobs=1).fit_transform(sample)

@@ -135,7 +135,8 @@ def parse_upstream(text: str) -> str:
     """HOST:PORT of a replica on another machine, as nginx's `server` line takes it."""
     host, _, port = text.rpartition(":")
     # An allowlist (names, IPv4, bracketed IPv6): the value is written into nginx's configuration.
-    if not re.fullmatch(r"[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]", host) or not port.isdigit() or not 1 <= int(port) <= 65535:
+    host_ok = re.fullmatch(r"[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]", host)
+    if not host_ok or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ServeError(f"--upstream takes HOST:PORT (such as 10.0.0.11:8501), got {text!r}.")
     return text
 

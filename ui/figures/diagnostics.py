@@ -34,7 +34,8 @@ def iw_figure(curves: dict[str, IWCurve], *, height: int = 360) -> go.Figure:
         colour = PALETTE[i % len(PALETTE)]
         fig.add_trace(go.Scatter(x=c.ks, y=c.iw, mode="lines+markers", name=f"{label}: IW bound",
                                  line=dict(color=colour), error_y=dict(type="data", array=c.iw_se, thickness=1),
-                                 text=[format_bound(v, se) for v, se in zip(c.iw, c.iw_se)],  # the bars' SE
+                                 # the bars' SE
+                                 text=[format_bound(v, se) for v, se in zip(c.iw, c.iw_se, strict=True)],
                                  hovertemplate=f"{label}<br>K = %{{x}}: %{{text}} nats<extra></extra>"))
         fig.add_trace(go.Scatter(x=[c.ks[0], c.ks[-1]], y=[c.elbo, c.elbo], mode="lines", name=f"{label}: ELBO",
                                  line=dict(color=colour, dash="dot"),

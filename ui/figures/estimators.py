@@ -40,7 +40,8 @@ def elbo_figure(table: pd.DataFrame) -> go.Figure:
         fig.add_trace(go.Scatter(x=rows.L * shift, y=rows.elbo_mean, mode="lines+markers", name=f"estimator {est}",
                                  error_y=dict(type="data", array=rows.elbo_std, thickness=2),
                                  customdata=np.stack([rows.L, rows.elbo_std], axis=-1),
-                                 hovertemplate="L=%{customdata[0]}<br>%{y:.2f} ± %{customdata[1]:.2f} nats<extra></extra>",
+                                 hovertemplate="L=%{customdata[0]}<br>%{y:.2f} ± %{customdata[1]:.2f} nats"
+                                               "<extra></extra>",
                                  line=dict(color=COLOURS[est], width=3)))
     fig.update_xaxes(type="log", title_text="L (samples per image)", tickvals=sorted(table.L.unique()))
     fig.update_yaxes(title_text="ELBO estimate (nats per image)")

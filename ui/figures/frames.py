@@ -21,9 +21,11 @@ def image_frames(frames: np.ndarray, t: np.ndarray, *, height: int = 420, title:
     fig = go.Figure(data=[heat(frames[0])],
                     frames=[go.Frame(data=[heat(f)], name=str(i)) for i, f in enumerate(frames)])
     steps = [dict(method="animate", label=f"{v:.2f}",
-                  args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))])
+                  args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
+                                       transition=dict(duration=0))])
              for i, v in enumerate(t)]
-    fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="t = "), pad=dict(t=30), x=0.1, len=0.9)],
+    fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="t = "), pad=dict(t=30), x=0.1,
+                                    len=0.9)],
                       updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.05, xanchor="right", buttons=[
                           dict(label="▶", method="animate",
                                args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=True)])])])
@@ -42,7 +44,8 @@ def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height
     animation, moved together by Plotly's own slider and play button (no server round trip).
     Each frame: {"name", "coords" [P, 2], "samples" and "reconstructions" uint8 grids}."""
     fig = make_subplots(rows=1, cols=3, column_widths=[0.5, 0.25, 0.25], horizontal_spacing=0.04,
-                        subplot_titles=(f"posterior means of {len(labels)} test images", "samples from fixed z ~ N(0, I)",
+                        subplot_titles=(f"posterior means of {len(labels)} test images",
+                                        "samples from fixed z ~ N(0, I)",
                                         "test images, reconstructed below"))
     classes = [None] if labels is None or (labels < 0).all() else [int(c) for c in np.unique(labels)]
 
@@ -52,7 +55,7 @@ def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height
         """One scatter per class and the two image grids. Only the first frame's scatters carry names and
         styles: an animation frame restates what changes (positions, pictures), which keeps 40 frames cheap."""
         out = []
-        for c, r in zip(classes, rows):
+        for c, r in zip(classes, rows, strict=True):
             x, y = frame["coords"][r, 0], frame["coords"][r, 1]
             if not style:
                 out.append(go.Scatter(x=x, y=y))
@@ -78,7 +81,8 @@ def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height
         fig.update_xaxes(visible=False, row=1, col=col)
         fig.update_yaxes(visible=False, row=1, col=col)
     steps = [dict(method="animate", label=f["name"],
-                  args=[[f["name"]], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))])
+                  args=[[f["name"]], dict(mode="immediate", frame=dict(duration=0, redraw=True),
+                                          transition=dict(duration=0))])
              for f in frames]
     fig.update_layout(
         sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="epoch "), x=0.1, len=0.9, y=0, yanchor="top",
@@ -86,7 +90,8 @@ def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height
         updatemenus=[dict(type="buttons", direction="left", showactive=False, x=0, y=0, xanchor="left", yanchor="top",
                           pad=dict(t=45), buttons=[
             dict(label="▶", method="animate",
-                 args=[None, dict(frame=dict(duration=400, redraw=True), fromcurrent=True, transition=dict(duration=0))]),
+                 args=[None, dict(frame=dict(duration=400, redraw=True), fromcurrent=True,
+                                  transition=dict(duration=0))]),
             dict(label="❚❚", method="animate",
                  args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
     fig = layout(fig, height, legend=dict(orientation="h", x=0, y=1.12, yanchor="bottom"))

@@ -22,11 +22,13 @@ def latent_map(coords: np.ndarray, index: np.ndarray, labels: np.ndarray | None,
         [(c, np.flatnonzero(labels[index] == c)) for c in np.unique(labels[index])]
     for cls, rows in groups:
         k = 0 if cls is None else int(cls)  # colour by class value, so every map colours a class alike
-        name = "all points" if cls is None else (class_names[cls] if class_names and cls < len(class_names) else str(cls))
+        named = class_names and cls is not None and cls < len(class_names)
+        name = "all points" if cls is None else (class_names[cls] if named else str(cls))
         error = {}
         if std is not None:
-            error = dict(error_x=dict(type="data", array=std[index[rows], 0].astype(np.float32), thickness=0.6, width=0),
-                         error_y=dict(type="data", array=std[index[rows], 1].astype(np.float32), thickness=0.6, width=0))
+            spread = std[index[rows]].astype(np.float32)
+            error = dict(error_x=dict(type="data", array=spread[:, 0], thickness=0.6, width=0),
+                         error_y=dict(type="data", array=spread[:, 1], thickness=0.6, width=0))
         fig.add_trace(go.Scattergl(
             x=coords[rows, 0], y=coords[rows, 1], mode="markers", name=name,
             customdata=index[rows].astype(np.int32),

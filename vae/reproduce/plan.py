@@ -119,7 +119,8 @@ def write_manifest(runs_root: str | os.PathLike, plan: Plan, n_train: int) -> di
     sizes = dict(old.get("sizes", {}))
     for k in plan.latent_dims:
         budget = max(plan.budget, float(sizes.get(str(k), {}).get("budget", 0)))  # a smaller budget trains nothing
-        sizes[str(k)] = {"run": plan.run_name(k), "budget": budget, "epochs": max(1, math.ceil(budget / max(1, n_train)))}
+        epochs = max(1, math.ceil(budget / max(1, n_train)))
+        sizes[str(k)] = {"run": plan.run_name(k), "budget": budget, "epochs": epochs}
     manifest = {**plan.identity(), "name": plan.name, "data_dir": plan.data_dir, "n_train": n_train,
                 "budget": plan.budget, "sizes": dict(sorted(sizes.items(), key=lambda kv: int(kv[0]))),
                 "created": old.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),

@@ -45,7 +45,7 @@ class Series:
 
     def at(self, samples: float) -> float | None:
         """The bound at the first epoch end at or past `samples` (None when the run has not got there)."""
-        for s, e in zip(self.samples, self.elbo):
+        for s, e in zip(self.samples, self.elbo, strict=True):
             if s >= samples:
                 return e
         return None
@@ -69,7 +69,7 @@ def series_csv(series: Sequence[Series]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["latent_dim", "split", "samples", "elbo", "run"])
     for s in series:
-        for n, e in zip(s.samples, s.elbo):
+        for n, e in zip(s.samples, s.elbo, strict=True):
             writer.writerow([s.latent_dim, s.split, n, f"{e:.4f}", s.run])
     return buffer.getvalue()
 
