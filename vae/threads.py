@@ -17,12 +17,13 @@ threads leave a core to the rest of the machine, and lose little when the two ar
 
 When: at the start; then again after `interval` seconds of training, that wait doubling (up to
 `max_interval`) each time the choice stays the same, and long enough that the probe's extra time (its
-steps at the counts not chosen, beyond what the chosen count would have taken) stays within `budget`
-of training (on a loaded machine two threads ran 30x slower: two such steps cost a second); and as soon
-as the chosen count's last `window` steps run `drift` times slower than it measured (another program has started), if `interval` seconds
-have passed since the last probe. The clock is training time, not epochs: a small data set's short
-epochs are not spent probing, and a large one's long epochs still notice a change within seconds.
-Only a rising load is costly to miss (more threads than free cores), and that one is caught at once.
+steps at the counts not chosen, beyond what the chosen count would have taken) stays within `budget` of
+training (on a loaded machine two threads ran 30x slower: two such steps cost a second); and as soon as
+the chosen count's last `window` steps run `drift` times slower than it measured (another program has
+started), if `interval` seconds have passed since the last probe. The clock is training time, not epochs:
+a small data set's short epochs are not spent probing, and a large one's long epochs still notice a
+change within seconds. Only a rising load is costly to miss (more threads than free cores), and that one
+is caught at once.
 
 The chooser holds no torch: the trainer asks `next_threads()` before each step and reports the step's
 time with `record(seconds, samples)`, so tests drive it with made-up timings.
