@@ -28,9 +28,7 @@ from pathlib import Path
 import numpy as np
 from common import REPO, median, table
 
-sys.path.insert(0, str(REPO / "tests"))
-from test_browser import LATENCY_PROBE  # noqa: E402  the in-page clock the browser test uses
-
+from tests.browser.support import LATENCY_PROBE  # noqa: E402  the in-page clock the browser test uses
 from vae.checkpoint import load_checkpoint  # noqa: E402
 from vae.data import load_dataset  # noqa: E402
 from vae.metrics import posterior_stats  # noqa: E402

@@ -171,3 +171,25 @@ def section_screenshot(page, name: str, heading) -> None:
         page.mouse.move(5, 5)
         page.wait_for_timeout(800)
         page.screenshot(path=str(Path(folder) / f"{name}.png"))
+
+
+# The in-page clock of the interpolation slider: the browser test and bench/app.py both time the slider with it.
+LATENCY_PROBE = """plot => {
+  const href = () => { const i = plot.querySelector('g.hm image');
+                       return i ? (i.getAttribute('href') || i.getAttribute('xlink:href')) : null; };
+  const probe = window.__probe = {href, t0: null, last: href(), latencies: [], statusSeen: false};
+  // the click starts the clock; the first change of the heatmap's image stops it (after the next frame)
+  document.addEventListener('mousedown', () => { probe.t0 = performance.now(); probe.last = href(); }, true);
+  new MutationObserver(() => {
+    if (probe.t0 === null) return;
+    const h = href();
+    if (h && h !== probe.last) {
+      const t0 = probe.t0; probe.t0 = null; probe.last = h;
+      requestAnimationFrame(() => probe.latencies.push(performance.now() - t0));
+    }
+  }).observe(plot, {subtree: true, childList: true, attributes: true, attributeFilter: ['href', 'xlink:href']});
+  // Streamlit's "Running..." widget appears only while the server runs the script
+  new MutationObserver(() => {
+    if (document.querySelector('[data-testid="stStatusWidget"]')) probe.statusSeen = true;
+  }).observe(document.body, {subtree: true, childList: true});
+}"""

@@ -19,6 +19,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser.support import (
     DRAWN,
+    LATENCY_PROBE,
     VIEWPORT,
     assert_no_errors,
     open_page,
@@ -67,25 +68,6 @@ def test_page_loads_draws_and_shows_the_sidebar(page, app, name):
 
 
 # -- b. the interpolation slider runs in the browser ------------------------------------------
-LATENCY_PROBE = """plot => {
-  const href = () => { const i = plot.querySelector('g.hm image');
-                       return i ? (i.getAttribute('href') || i.getAttribute('xlink:href')) : null; };
-  const probe = window.__probe = {href, t0: null, last: href(), latencies: [], statusSeen: false};
-  // the click starts the clock; the first change of the heatmap's image stops it (after the next frame)
-  document.addEventListener('mousedown', () => { probe.t0 = performance.now(); probe.last = href(); }, true);
-  new MutationObserver(() => {
-    if (probe.t0 === null) return;
-    const h = href();
-    if (h && h !== probe.last) {
-      const t0 = probe.t0; probe.t0 = null; probe.last = h;
-      requestAnimationFrame(() => probe.latencies.push(performance.now() - t0));
-    }
-  }).observe(plot, {subtree: true, childList: true, attributes: true, attributeFilter: ['href', 'xlink:href']});
-  // Streamlit's "Running..." widget appears only while the server runs the script
-  new MutationObserver(() => {
-    if (document.querySelector('[data-testid="stStatusWidget"]')) probe.statusSeen = true;
-  }).observe(document.body, {subtree: true, childList: true});
-}"""
 
 
 def test_interpolation_slider_redraws_in_the_browser_without_a_rerun(page, app):
