@@ -6,7 +6,7 @@ import streamlit as st
 from ui import aligned, diagnostics, state
 from ui.background import cached_or_pending, rerun_when_done, task
 from ui.figures.curves import compare_curves
-from ui.widgets import explain, fail
+from ui.widgets import distinct, explain, fail
 from vae.checkpoint import CheckpointError
 from vae.compare import read_iw_estimate
 from vae.data import DataError
@@ -21,8 +21,9 @@ keys = st.multiselect("Checkpoints", list(items), default=default, format_func=i
 if len(keys) < 2:
     st.info("Choose at least two checkpoints to compare.")
     st.stop()
+labels = distinct([items[k] for k in keys])  # the figures and tables key on them
 try:
-    cks = {items[k]: state.open_checkpoint(k) for k in keys}
+    cks = {label: state.open_checkpoint(k) for label, k in zip(labels, keys, strict=True)}
 except CheckpointError as err:
     fail(str(err))
     st.stop()
@@ -54,7 +55,8 @@ def iw_estimate(ck, n: int, k: int):
 
 
 rows, pending = [], []
-for key, (label, ck) in zip(keys, cks.items(), strict=True):
+for key, label in zip(keys, labels, strict=True):
+    ck = cks[label]
     try:
         r = report(ck.sha256, key, n_points)
     except DataError as err:
@@ -71,8 +73,8 @@ for key, (label, ck) in zip(keys, cks.items(), strict=True):
 st.dataframe(pd.DataFrame(rows), hide_index=True)
 iw_note = st.empty()  # always drawn, so that the elements below keep their places when the note goes
 if pending:
-    iw_note.caption(f"The IW log-likelihood (K = {k}) is being computed in the background, once per checkpoint and "
-               "setting, then cached; the column fills in by itself.")
+    iw_note.caption(f"The IW log-likelihood (K = {k}) is being computed in the background, once per checkpoint "
+                    "and setting, then cached; the column fills in by itself.")
 
 st.subheader("Diagnostics")
 pending += diagnostics.compare_panel(cks)

@@ -9,7 +9,7 @@ from ui.figures.frames import replay_figure
 from ui.widgets import explain
 from vae.pictures import tile, to_uint8
 from vae.runs import LOCK
-from vae.snapshots import evenly, load_snapshots, replay_coords, snapshot_dir
+from vae.snapshots import evenly, load_snapshots, replay_coords, snapshot_dir, snapshot_files
 
 MAX_FRAMES = 40  # frames sent to the browser; a longer run is shown at evenly spaced epochs
 
@@ -25,7 +25,7 @@ def snapshots(folder: str, stamp: tuple):
 
 
 folder = snapshot_dir(ck.path) if ck.path else None
-files = sorted(folder.glob("epoch-*.safetensors")) if folder and folder.is_dir() else []
+files = snapshot_files(folder) if folder else []
 stamp = tuple((p.name, p.stat().st_size) for p in files)
 snaps = snapshots(str(folder), stamp) if files else []
 
@@ -74,7 +74,7 @@ def replay(ck, snaps, folder, stamp) -> None:
 @st.fragment(run_every=5.0)
 def follow(folder, stamp: tuple) -> None:
     """While the run trains (its folder is locked), show each new epoch as it is written."""
-    now = tuple((p.name, p.stat().st_size) for p in sorted(folder.glob("epoch-*.safetensors")))
+    now = tuple((p.name, p.stat().st_size) for p in snapshot_files(folder))
     if now != stamp:
         st.rerun(scope="app")
 

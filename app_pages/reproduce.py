@@ -9,7 +9,7 @@ from ui.figures.reproduction import figure2
 from ui.widgets import explain, fail
 from vae import reproduce as rp
 from vae.checkpoint import CheckpointError
-from vae.config import ConfigError
+from vae.config import PRESETS, ConfigError
 from vae.data import DataError, available_datasets, load_dataset
 from vae.precision import FIXED_DECIMALS, format_bound
 from vae.runs import RunError
@@ -26,7 +26,7 @@ def start_form() -> None:
     dataset = c1.selectbox("Data set", names, index=names.index("mnist") if "mnist" in names else 0, key="rp_data")
     dims = c2.multiselect("Latent sizes Nz", SIZES, default=list(rp.PAPER_LATENT_DIMS), key="rp_dims")
     budget = c3.select_slider("Training samples per size", BUDGETS, 1e6, format_func=rp.short, key="rp_budget")
-    preset = c4.radio("Preset", ["paper", "default"], key="rp_preset", horizontal=True,
+    preset = c4.radio("Preset", ["paper", *(p for p in PRESETS if p != "paper")], key="rp_preset", horizontal=True,
                       help="paper: 500 tanh units, Adagrad (section 5); default: this project's 400 relu units, Adam")
     binarize = c4.radio("Binarise", ["none", "dynamic"], key="rp_bin", horizontal=True,
                         help="none: grey pixels as Bernoulli targets; dynamic: a fresh binary image each step")

@@ -10,7 +10,16 @@ import numpy as np
 import streamlit as st
 
 from vae.checkpoint import Checkpoint, CheckpointError
-from vae.config import Bound, ConfigError, Setting, TrainConfig, configs_from, preset_values, train_settings
+from vae.config import (
+    Bound,
+    ConfigError,
+    Setting,
+    TrainConfig,
+    all_settings,
+    configs_from,
+    preset_values,
+    train_settings,
+)
 from vae.data import BUILTIN_DATASETS, DataError, available_datasets, load_user_data
 from vae.job_spec import JobSpec
 from vae.jobs import ACTIVE, Job, SharedJob, devices_here
@@ -220,12 +229,15 @@ def resume_controls(run_name: str) -> Checkpoint | None:
     if not busy(run_name) and (run_dir / "resume.safetensors").exists():
         done = int(ck.summary.get("epochs", 0))
         c1, c2 = st.columns([1, 3])
-        total = int(c1.number_input("Continue to epoch", done + 1, 100_000, done + 10, key=f"tr_to_{run_name}"))
+        most = int(all_settings()["epochs"].bound.high)  # the config's own limit
+        total = int(c1.number_input("Continue to epoch", done + 1, most, done + 10, key=f"tr_to_{run_name}"))
         if c2.button(f"Resume {run_name} from epoch {done}", key=f"tr_resume_{run_name}"):
             info = ck.dataset or {}
             dataset = info.get("name") if info.get("name") in BUILTIN_DATASETS else str(info.get("source"))
+            last = _latest_job(run_name)  # a run this server started resumes on the device it trained on
             submit(JobSpec(run_name=run_name, resume=True, dataset=dataset, model=ck.model_config.settings,
-                           train=TrainConfig.from_dict({**ck.train_config, "epochs": total})))
+                           train=TrainConfig.from_dict({**ck.train_config, "epochs": total}),
+                           device=last.spec.device if last else "cpu"))
     return ck
 
 

@@ -45,3 +45,9 @@ def explain(title: str, text: str) -> None:
 def fail(message: str) -> None:
     """One clear sentence in the page, never a traceback."""
     st.error(message, icon="⚠️")
+
+
+def distinct(labels: list[str]) -> list[str]:
+    """Labels told apart where several are the same (two uploads of one file name): "a (1)", "a (2)"."""
+    return [f"{label} ({labels[:i].count(label) + 1})" if labels.count(label) > 1 else label
+            for i, label in enumerate(labels)]

@@ -247,6 +247,7 @@ def cmd_datasets(args) -> int:
 def cmd_reproduce(args) -> int:
     from tqdm import tqdm
 
+    from .config import RunSettings
     from .data import load_dataset
     from .reproduce import MANIFEST, Plan, reproduction_dir, run_plan, write_manifold_png, write_series_csv
     from .train import train_run
@@ -257,6 +258,7 @@ def cmd_reproduce(args) -> int:
                 data_dir=args.data_dir, name=args.name or "", **{k: v for k, v in given.items() if v is not None})
     if not 2 <= args.grid <= 60:
         raise ConfigError(f"the manifold grid must have 2 to 60 images per side, got {args.grid}.")
+    RunSettings(threads=args.threads, device=args.device)  # refused as `train` refuses them, in one sentence
     data = load_dataset(plan.dataset, data_dir=plan.data_dir)
     for note in data.notes:
         print(f"note: {note}", file=sys.stderr)

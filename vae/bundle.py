@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from .checkpoint import load_checkpoint
+from .snapshots import snapshot_dir
 from .storage import atomic_write_bytes, cache_dir
 
 DERIVED = ".derived"  # assets/NAME.derived/
@@ -75,7 +76,7 @@ def bundle(source: Path, assets: Path, name: str | None, *, snapshots: bool, com
         asset.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(asset, checkpoint_file.read_bytes())
         if snapshots:
-            folder = checkpoint_file.parent / "snapshots"
+            folder = snapshot_dir(checkpoint_file)
             if not folder.is_dir():
                 raise BundleError(f"{source} has no snapshots folder to ship.")
             shutil.rmtree(asset.with_name(name + SNAPSHOTS), ignore_errors=True)

@@ -53,7 +53,7 @@ def cache_iw_curve(runs_root, checkpoint: Checkpoint, data: Dataset, *, n_points
 
 
 def cache_iw_estimate(runs_root, checkpoint: Checkpoint, data: Dataset, *, n_points: int, k: int):
-    """Compare's IW log-likelihood column (`vae.evaluate.cached_iw_estimate`)."""
+    """Compare's IW log-likelihood column (`vae.compare.cached_iw_estimate`)."""
     return cached_iw_estimate(runs_root, checkpoint, data, n_points, k)
 
 
@@ -62,9 +62,6 @@ def cache_estimator_cell(runs_root, checkpoint: Checkpoint, data: Dataset, *, we
     """One L of the Estimator lab: rows for estimators A and B (`vae.estimators.cached_study_cell`)."""
     return cached_study_cell(runs_root, checkpoint, data, weights=weights, batch=batch, repeats=repeats,
                              n_samples=n_samples, seed=seed)
-
-
-
 
 
 def read_reference_log_likelihoods(runs_root, sha256: str, k: int, n: int = REFERENCE_IMAGES) -> np.ndarray | None:

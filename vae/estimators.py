@@ -27,14 +27,14 @@ import torch
 
 from .binarize import test_inputs
 from .checkpoint import Checkpoint
-from .config import ESTIMATORS, ConfigError, ModelConfig, TrainConfig
+from .config import ESTIMATORS, ConfigError, ModelConfig, TrainConfig, all_settings
 from .data import Dataset
 from .metrics import as_tensor
 from .model import VAE, build_model, elbo_parts
 from .storage import read_json_cache, study_cell_path, write_json_cache
 
 DEFAULT_L_VALUES = (1, 2, 5, 10, 20, 50, 100)
-MAX_L = 1000  # the trainer's own limit on samples per datapoint
+MAX_L = int(all_settings()["n_samples"].bound.high)  # the trainer's own limit on L (vae.config)
 MAX_DECODED_PIXELS = 1 << 25  # one [L, B, pixels] tensor of logits: 128 MB of float32, and autograd keeps a few
 MAX_STUDY_SAMPLES = 1_000_000  # decoded samples per study (each for A and for B): about a minute on one core
 
@@ -183,9 +183,6 @@ def estimator_study(model: VAE, x, *, l_values=DEFAULT_L_VALUES, repeats: int = 
 
 # -- one cell, kept in the checkpoint's cache folder -------------------------------------------
 STUDY_WEIGHTS = ("trained", "initial")  # the checkpoint's weights, or `untrained_like` it
-
-
-
 
 
 def read_study_cell(runs_root, sha256: str, **settings) -> list[dict] | None:

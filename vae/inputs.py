@@ -95,7 +95,7 @@ def _read_npy(data: bytes, name: str) -> np.ndarray:
 
 def _read_picture(data: bytes, name: str) -> np.ndarray:
     try:
-        return decode_image(data, name, max_side=MAX_SIDE, keep_alpha=True).pixels
+        return decode_image(data, name, max_side=MAX_SIDE, keep_alpha=True, upright=True).pixels
     except ImageError as err:
         raise InputError(str(err)) from err
 

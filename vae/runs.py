@@ -47,10 +47,6 @@ class RunDir:
     def metrics(self) -> Path:
         return self.path / METRICS
 
-    @property
-    def cache(self) -> Path:
-        return self.path / "cache"
-
     def holds_run(self) -> bool:
         return any(p.exists() for p in (self.checkpoint, self.resume, self.metrics))
 

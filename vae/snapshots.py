@@ -115,12 +115,13 @@ def save_snapshot(folder: str | Path, epoch: int, step: int, arrays: dict[str, n
 
 def drop_after(folder: str | Path, epoch: int) -> None:
     """A resumed run goes on from `epoch`: later snapshots belong to the abandoned future."""
-    for path in _files(Path(folder)):
+    for path in snapshot_files(Path(folder)):
         if int(FILE_PATTERN.match(path.name).group(1)) > epoch:
             path.unlink(missing_ok=True)
 
 
-def _files(folder: Path) -> list[Path]:
+def snapshot_files(folder: Path) -> list[Path]:
+    """A snapshot folder's epoch files, in epoch order ([] when there is no folder)."""
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if FILE_PATTERN.match(p.name) and p.is_file())
@@ -153,7 +154,7 @@ def load_snapshots(folder: str | Path) -> list[Snapshot]:
     """Every readable snapshot in `folder`, by epoch; unreadable files are skipped (a replay with a
     missing frame beats none), and so are snapshots whose probe differs from the last one's."""
     snaps = []
-    for path in _files(Path(folder))[:MAX_SNAPSHOTS]:
+    for path in snapshot_files(Path(folder))[:MAX_SNAPSHOTS]:
         try:
             snaps.append(read_snapshot(path))
         except (SnapshotError, OSError):

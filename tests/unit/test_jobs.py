@@ -114,9 +114,9 @@ def test_a_training_process_that_dies_fails_its_job_with_a_sentence(tmp_path):
 
 ORPHAN = """
 import sys, time
-from vae.jobs import JobRegistry, JobSpec
-from vae.config import ModelSettings
-from vae.train import TrainConfig
+from vae.config import ModelSettings, TrainConfig
+from vae.job_spec import JobSpec
+from vae.jobs import JobRegistry
 reg = JobRegistry(sys.argv[1])
 job = reg.submit(JobSpec(run_name="orphan", dataset="digits", model=ModelSettings(latent_dim=2, hidden=(32,)),
                          train=TrainConfig(epochs=500)), owner="a")
@@ -229,9 +229,9 @@ def test_queue_places_follow_submission_across_processes_and_a_dead_process_leav
 
 SECOND_SERVER = """
 import sys, time
-from vae.jobs import JobRegistry, JobSpec
-from vae.config import ModelSettings
-from vae.train import TrainConfig
+from vae.config import ModelSettings, TrainConfig
+from vae.job_spec import JobSpec
+from vae.jobs import JobRegistry
 reg = JobRegistry(sys.argv[1], max_running=1)
 job = reg.submit(JobSpec(run_name="elsewhere", dataset="digits", model=ModelSettings(latent_dim=2, hidden=(32,)),
                          train=TrainConfig(epochs=500)), owner="a")

@@ -47,7 +47,7 @@ def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
 
 @functools.lru_cache(maxsize=4)  # safe because a Dataset's arrays are read-only
 def _load_builtin(name: str, idx_dir: str | None) -> Dataset:
-    """A built-in set, parsed once per source and kept in binary form (vae/cache.py says why)."""
+    """A built-in set, parsed once per source and kept in binary form (vae/data/cache.py says why)."""
     sources = _builtin_sources(name, idx_dir)
     key = cache.source_key(name, sources) if sources else None
     cached = cache.read(name, key) if key else None

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..storage import atomic_write_bytes
+
 FORMAT = 1  # bump when what is stored changes
 IMAGES = ("x_train", "x_test")
 LABELS = ("y_train", "y_test")
@@ -83,7 +85,6 @@ def write(name: str, key: str, fields: dict) -> bool:
     path = entry_path(name, key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        from ..storage import atomic_write_bytes
         atomic_write_bytes(path, buffer.getvalue())
     except OSError:
         return False

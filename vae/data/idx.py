@@ -9,13 +9,13 @@ import http.client
 import math
 import os
 import struct
-import tempfile
 import urllib.request
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ..storage import atomic_write_bytes
 from .dataset import DataError, Dataset, scale_uint8
 
 MAX_DOWNLOAD_BYTES = 64 * 2**20  # the largest IDX file is under 30 MB
@@ -133,12 +133,4 @@ def _fetch_verified(url: str, target: Path, expected: str) -> None:
     if got != expected:
         raise DataError(f"{target.name} downloaded from {url} failed its checksum "
                         f"(got {got}, expected {expected}), so it was not saved.")
-    # Written beside the target, then os.replace'd: a reader never sees half a file.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(target, content)  # a reader never sees half a file

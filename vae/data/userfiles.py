@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .dataset import DataError, Dataset, scale_uint8, split_indices
-from .images import ImageError, decode_image, luma
+from .images import ImageError, ImageTooLarge, decode_image, luma
 
 MAX_FILE_BYTES = 256 * 2**20  # a user file, or the unpacked total of a zip/npz (stops zip bombs)
 MAX_IMAGES = 200_000
@@ -231,7 +231,10 @@ def _decode_images(entries: list, label: str) -> dict:
     for name, read in wanted:
         pixels, size, mode = _decode_one(name, read, label)
         if first is None:
-            first = (name, size)  # the decoder refused any image over MAX_IMAGE_SIDE
+            first = (name, size)
+            if pixels is None:
+                raise DataError(f"{name} in {label} is {size[0]}x{size[1]}; at most "
+                                f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} images are accepted.")
         elif size != first[1]:
             raise DataError(f"{name} in {label} is {size[0]}x{size[1]} but the first image ({first[0]}) is "
                             f"{first[1][0]}x{first[1][1]}; all images must be the same size.")
@@ -247,9 +250,13 @@ def _decode_images(entries: list, label: str) -> dict:
     return parts
 
 
-def _decode_one(name: str, read, label: str) -> tuple[np.ndarray, tuple[int, int], str]:
+def _decode_one(name: str, read, label: str) -> tuple[np.ndarray | None, tuple[int, int], str]:
+    """(pixels, (width, height), the file's mode); pixels None for an image over MAX_IMAGE_SIDE, which the
+    caller refuses by its size."""
     try:
         image = decode_image(read(), f"{name} in {label}", max_side=MAX_IMAGE_SIDE)
+    except ImageTooLarge as err:
+        return None, err.size, ""
     except ImageError as err:
         raise DataError(str(err)) from err
     return image.pixels, (image.pixels.shape[1], image.pixels.shape[0]), image.mode

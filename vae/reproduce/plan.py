@@ -16,12 +16,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import BINARIZE, PRESETS, ConfigError, TrainConfig
+from ..config import BINARIZE, PRESETS, ConfigError, TrainConfig, all_settings
 from ..data import BUILTIN_DATASETS
 from ..runs import RunError, validate_run_name
 from ..storage import atomic_write_bytes
 
 FIGURES = ("fig2", "fig4")
+LATENT_DIM = all_settings()["latent_dim"].bound  # a model's own limits (vae.config)
 PAPER_LATENT_DIMS = (3, 5, 10, 20, 200)  # figure 2's MNIST panels
 FIG4_LATENT_DIM = 2  # figure 4: a 2-D latent, decoded over a grid
 DEFAULT_BUDGET = 1e7  # training samples per latent size; the paper ran to 2e8
@@ -59,8 +60,8 @@ class Plan:
             (self.figure in FIGURES, f"figure must be fig2 or fig4, got {self.figure!r}"),
             (self.dataset in BUILTIN_DATASETS,
              f"a reproduction trains on a built-in data set ({', '.join(BUILTIN_DATASETS)}), got {self.dataset!r}"),
-            (len(dims) >= 1 and all(1 <= k <= 1024 for k in dims),
-             f"latent sizes must be one or more numbers between 1 and 1024, got {list(self.latent_dims)}"),
+            (len(dims) >= 1 and all(LATENT_DIM.admits(k) for k in dims),
+             f"latent sizes must be one or more numbers {LATENT_DIM.words()}, got {list(self.latent_dims)}"),
             (self.figure != "fig4" or all(k >= 2 for k in dims), "figure 4 needs a latent of at least 2 dimensions"),
             (math.isfinite(self.budget) and 1 <= self.budget <= MAX_BUDGET,
              f"the budget must be between 1 and {MAX_BUDGET:.0e} training samples, got {self.budget:g}"),
