@@ -23,7 +23,9 @@ def _hidden(text: str) -> tuple[int, ...]:
 def add_setting(parser: argparse.ArgumentParser, setting: Setting, **changes) -> None:
     """One option of vae/config.py's table; `changes` are a command's own default or help (reproduce's)."""
     kw = {"dest": setting.name, "help": setting.help}
-    if setting.kind is bool:
+    if setting.kind is bool and setting.preset_fills:  # --lr-search / --no-lr-search; not given: the preset's
+        kw.update(action=argparse.BooleanOptionalAction, default=None)
+    elif setting.kind is bool:
         kw["action"] = "store_true"
     else:
         kw.update(default=setting.cli_default, required=setting.required)
@@ -114,8 +116,8 @@ def _add_reproduce(sub) -> None:
     r.add_argument("--budget", type=_budget,
                    help="training samples per latent size, rounded up to whole epochs (default 1e7; the paper "
                         "ran to 2e8); about 13,000 samples/s on one CPU core")
-    add_setting(r, shared["preset"], default="paper", help="paper: 500 tanh units, N(0, 0.01^2) init, Adagrad 0.02 "
-                "(default); default: the project's 400 relu, Adam")
+    add_setting(r, shared["preset"], default="paper", help="paper: 500 tanh units, N(0, 0.01^2) init, Adagrad with "
+                "its step size searched, weight decay (default); default: the project's 400 relu, Adam")
     add_setting(r, shared["binarize"], help="none: grey pixels as Bernoulli targets (default); dynamic: resampled "
                 "each step; static: once")
     add_setting(r, shared["seed"])
@@ -151,7 +153,7 @@ def _configs(args):
     from .config import RunSettings, configs_from
 
     run = RunSettings.from_dict(vars(args))  # --threads and --device refused here, in one sentence
-    model, train = configs_from(run.preset, vars(args))
+    model, train = configs_from(run.preset, vars(args), run.dataset)  # the paper's Frey Face: 200 hidden units
     return run, model, train
 
 
@@ -174,11 +176,15 @@ def cmd_train(args) -> int:
                bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
 
     shown = []  # the thread counts printed so far: one line whenever the choice changes
+    searched = []  # the step-size search, once printed
 
     def on_event(event):
         if event.threads is not None and event.threads.threads not in shown[-1:]:
             shown.append(event.threads.threads)
             bar.write(event.threads.describe(), file=sys.stderr)
+        if event.state is not None and event.state.lr_search is not None and not searched:
+            searched.append(event.state.lr_search)
+            bar.write(event.state.lr_search.describe(), file=sys.stderr)
         bar.update(round(event.progress * 1000) - bar.n)
         test = [r for r in event.records if r["split"] == "test"]
         post = {"elbo": f"{event.records[-1]['elbo']:.1f}"} if event.records else {}

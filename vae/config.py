@@ -22,6 +22,7 @@ Likelihood = Literal["bernoulli", "gaussian"]  # appendix C.1 and C.2
 Estimator = Literal["A", "B"]  # SGVB estimator: A is eq. 6, B is eq. 7
 Optimizer = Literal["adam", "adagrad"]
 Binarize = Literal["none", "dynamic", "static"]  # Bernoulli targets: grey pixels, resampled, fixed
+Algorithm = Literal["aevb", "wake-sleep"]  # the paper's algorithm 1, and figure 2's baseline (Hinton et al. 1995)
 
 ARCHS: tuple[str, ...] = get_args(Arch)
 ACTIVATIONS: tuple[str, ...] = get_args(Activation)
@@ -29,6 +30,7 @@ LIKELIHOODS: tuple[str, ...] = get_args(Likelihood)
 ESTIMATORS: tuple[str, ...] = get_args(Estimator)
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 BINARIZE: tuple[str, ...] = get_args(Binarize)
+ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
 DEVICES = ("cpu", "auto", "cuda")  # auto: CUDA when present; the command line also takes cuda:N
 
 
@@ -168,9 +170,21 @@ def _refuse(config, settings: Mapping[str, Setting]) -> None:
 # `paper` follows section 5 of Kingma & Welling (2013): one hidden layer of 500
 # tanh units in encoder and decoder, every parameter drawn from N(0, 0.01^2) (we
 # read the paper's N(0, 0.01) as a standard deviation of 0.01, as the authors'
-# public Theano code does), Adagrad, minibatches of M = 100 with L = 1. The paper
-# picked Adagrad's step size from {0.01, 0.02, 0.1}; 0.02 is our default. The
-# paper's weight-decay prior on the parameters is left out.
+# public Theano code does), Adagrad, minibatches of M = 100 with L = 1, "plus a
+# small weight decay term corresponding to a prior p(theta) = N(0, I)"
+# (weight_decay = 1: TrainConfig says how it is scaled), and Adagrad's global
+# step size "chosen from {0.01, 0.02, 0.1} based on performance on the training
+# set in the first few iterations" (lr_search; vae/lr_search.py); 0.02 is the
+# step size a run uses when the search is off. Frey Face gets 200 hidden units
+# instead of 500 (PRESET_DATASET_VALUES).
+# The authors' public code (dpkingma/anglepy, models/VAE_Z_X.py and wzoptim.py)
+# differs in ways we note and do not copy: its init draws the weights and the
+# hidden layers' biases from N(0, 0.01^2) but sets to zero the encoder's whole
+# log-variance layer (weights and bias) and the decoder's output biases (the
+# Bernoulli logits' and, for the Gaussian decoder, the mean's and the log
+# variance's); its prior N(0, 1) covers the weight matrices only, not the biases
+# (we put it on every parameter, as the paper's p(theta) reads); and its Adagrad
+# only accumulates squared gradients for its first 100 steps before it moves.
 PRESETS: dict[str, dict] = {
     "default": {
         "model": {"arch": "mlp", "hidden": (400,), "activation": "relu", "init_std": None},
@@ -178,9 +192,14 @@ PRESETS: dict[str, dict] = {
     },
     "paper": {
         "model": {"arch": "mlp", "hidden": (500,), "activation": "tanh", "init_std": 0.01},
-        "train": {"optimizer": "adagrad", "lr": 0.02, "batch_size": 100, "n_samples": 1, "estimator": "B"},
+        "train": {"optimizer": "adagrad", "lr": 0.02, "batch_size": 100, "n_samples": 1, "estimator": "B",
+                  "weight_decay": 1.0, "lr_search": True},
     },
 }
+# What a preset sets for one data set in place of its own value: the paper's Frey Face models had 200
+# hidden units where MNIST's had 500, "to prevent overfitting, since it is a considerably smaller data
+# set" (section 5). Any other data set (MNIST, Fashion-MNIST, a user's file) gets the preset's own.
+PRESET_DATASET_VALUES: dict[str, dict[str, dict[str, Any]]] = {"paper": {"frey": {"hidden": (200,)}}}
 Preset = Literal[tuple(PRESETS)]  # the names of PRESETS, as a Literal: the table reads a setting's choices from it
 PRESET_FILLED = frozenset(name for p in PRESETS.values() for part in p.values() for name in part)
 
@@ -289,6 +308,32 @@ class TrainConfig:
     seed: int = setting(0, label="Seed", flag="--seed")
     log_every: int = setting(20, label="Log every (steps)", flag="--log-every", bound=Bound(1),
                              help="steps between logged train records")
+    # The prior p(theta) = N(0, I) of section 5 on every parameter, times this weight (0: none; 1: the paper's).
+    # The paper maximises sum_i ELBO(x_i) + log p(theta) over the N training images; a minibatch of M
+    # estimates it as sum_batch ELBO + (M / N) log p(theta), and our loss is the batch's mean negative
+    # ELBO, so the term added to it is -(weight / N) log p(theta) = (weight / N) * 0.5 * sum theta^2,
+    # less the constant (P / 2N) log 2 pi, which has no gradient (vae.model.parameter_prior_loss); the
+    # authors' code scales it so too (anglepy's wzoptim.py adds n_batch / n_tot of the prior's gradient).
+    # A weight w is the prior N(0, I / w). The recorded ELBO stays the bound, without this term.
+    weight_decay: float = setting(
+        0.0, label="Weight decay", flag="--weight-decay", noun="weight decay", step=0.1,
+        bound=Bound(0, says="zero or positive"),
+        help="weight of the prior N(0, I) on every parameter, as in section 5: 1 the paper's (the paper preset's), "
+             "0 none (default); the loss per image gains weight * sum(theta^2) / 2N, N the training images",
+        tip="1: the paper's prior N(0, I) on every parameter (section 5), scaled by 1/N per image; 0: none")
+    # Section 5: Adagrad's step size "chosen from {0.01, 0.02, 0.1} based on performance on the training set
+    # in the first few iterations": each candidate trains a few steps from the same start (vae/lr_search.py).
+    lr_search: bool = setting(
+        False, label="Step-size search", flag="--lr-search",
+        help="choose the step size from 0.01, 0.02 and 0.1 by the training ELBO of 100 steps with each, from "
+             "the same start, as section 5 did (the paper preset's, unless --lr is given); printed on stderr "
+             "and kept in the checkpoint",
+        tip="try 0.01, 0.02 and 0.1 for 100 steps each from the same start and train with the best (section 5)")
+    algorithm: Algorithm = setting(
+        "aevb", label="Algorithm", flag="--algorithm",
+        help="aevb (default; the paper's algorithm 1) or wake-sleep (Hinton et al. 1995, figure 2's baseline: "
+             "the same networks, its bound estimated as AEVB's)",
+        tip="aevb: the paper's algorithm 1; wake-sleep: figure 2's baseline, with the same encoder and decoder")
 
     def __post_init__(self):
         _refuse(self, _settings_of(TrainConfig, "train"))
@@ -316,9 +361,11 @@ class RunSettings:
                               help="run folder to create (or continue with --resume)",
                               app="the page trains into the runs folder, in a folder named by its Run name")
     preset: Preset = setting("default", label="Preset", flag="--preset",
-                             help="paper: 500 tanh units, N(0, 0.01^2) init, Adagrad, as in section 5 of the paper",
-                             tip="fills the fields below; paper: 500 tanh units, N(0, 0.01^2) init, Adagrad 0.02, "
-                                 "as in section 5 of the paper; default: 400 relu units, Adam")
+                             help="paper: 500 tanh units (200 for frey), N(0, 0.01^2) init, Adagrad with its step "
+                                  "size searched, weight decay, as in section 5 of the paper",
+                             tip="fills the fields below; paper: 500 tanh units (200 for frey), N(0, 0.01^2) init, "
+                                 "Adagrad with its step size searched from 0.01, 0.02, 0.1, weight decay 1, as in "
+                                 "section 5 of the paper; default: 400 relu units, Adam")
     threads: int | None = setting(
         None, label="Torch threads", flag="--threads", bound=Bound(1),
         help="torch intra-op threads (default: measured: a few timed steps with each count at the start and again "
@@ -340,9 +387,12 @@ class RunSettings:
 
 # -- every setting, and the rule that joins a preset with what the user gave -----------------------
 # The order of `python -m vae train --help` (kept as it was when the options were written out by hand).
-TRAIN_COMMAND = ("dataset", "data_dir", "out", "preset", "latent_dim", "epochs", "arch", "hidden", "activation",
-                 "likelihood", "gaussian_std", "binarize", "estimator", "n_samples", "beta", "kl_warmup", "batch_size",
-                 "lr", "optimizer", "seed", "log_every", "threads", "device", "resume")
+# The settings added since sit beside their kin: the algorithm after the preset, the step-size search after
+# --lr, the weight decay after the optimizer.
+TRAIN_COMMAND = ("dataset", "data_dir", "out", "preset", "algorithm", "latent_dim", "epochs", "arch", "hidden",
+                 "activation", "likelihood", "gaussian_std", "binarize", "estimator", "n_samples", "beta", "kl_warmup",
+                 "batch_size", "lr", "lr_search", "optimizer", "weight_decay", "seed", "log_every", "threads", "device",
+                 "resume")
 
 
 def all_settings() -> dict[str, Setting]:
@@ -357,20 +407,37 @@ def train_settings() -> tuple[Setting, ...]:
     return tuple(every[name] for name in TRAIN_COMMAND)
 
 
-def preset_values(preset: str) -> dict[str, Any]:
+def preset_settings(preset: str, dataset: str | None = None) -> dict[str, dict[str, Any]]:
+    """What `preset` sets, {"model": {...}, "train": {...}}, with what it sets for `dataset` in place of its
+    own values (PRESET_DATASET_VALUES: the paper's Frey Face models had 200 hidden units)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}.")
+    instead = PRESET_DATASET_VALUES.get(preset, {}).get(dataset or "", {})
+    return {part: {name: instead.get(name, value) for name, value in values.items()}
+            for part, values in PRESETS[preset].items()}
+
+
+def preset_values(preset: str, dataset: str | None = None) -> dict[str, Any]:
     """What choosing `preset` sets: its values, and the defaults of what another preset sets and it does not."""
     every = all_settings()
-    chosen = {**PRESETS[preset]["model"], **PRESETS[preset]["train"]}
+    chosen = {name: v for part in preset_settings(preset, dataset).values() for name, v in part.items()}
     return {name: chosen.get(name, every[name].default) for name in sorted(PRESET_FILLED)}
 
 
-def configs_from(preset: str, given: Mapping[str, Any]) -> tuple[ModelSettings, TrainConfig]:
-    """The configs of a run: the preset's values, every setting the user gave (not None) over them, and the
-    defaults for the rest. The command line's rule, and the Train page's (whose fields always hold a value)."""
-    if preset not in PRESETS:
-        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}.")
-    chosen = {**PRESETS[preset]["model"], **PRESETS[preset]["train"],
-              **{k: v for k, v in given.items() if v is not None}}
+def configs_from(preset: str, given: Mapping[str, Any], dataset: str | None = None) -> tuple[ModelSettings, TrainConfig]:
+    """The configs of a run on `dataset`: the preset's values (those it sets for this data set where it has
+    its own), every setting the user gave (not None) over them, and the defaults for the rest. The command
+    line's rule, and the Train page's (which gives only the fields a user changed from the preset's).
+
+    A step size given (--lr) is the run's: it turns off a preset's step-size search, and giving both
+    --lr and --lr-search is refused, since both would choose the step size."""
+    filled = {name: v for part in preset_settings(preset, dataset).values() for name, v in part.items()}
+    gave = {k: v for k, v in given.items() if v is not None}
+    if "lr" in gave and gave.get("lr_search"):
+        raise ConfigError("a learning rate and a step-size search both choose the step size; give one of them.")
+    if "lr" in gave:
+        gave.setdefault("lr_search", False)
+    chosen = {**filled, **gave}
     model = {k: v for k, v in chosen.items() if k in ModelSettings.__dataclass_fields__}
     train = {k: v for k, v in chosen.items() if k in TrainConfig.__dataclass_fields__}
     return ModelSettings(**model), TrainConfig(**train)

@@ -183,6 +183,15 @@ def elbo_parts(model: VAE, x: torch.Tensor, *, estimator: str = "B", n_samples: 
     if estimator not in ESTIMATORS:
         raise ConfigError(f"estimator must be A or B, got {estimator!r}.")
     mu, logvar = model.encode(x)
+    return elbo_parts_given(model, x, mu, logvar, estimator=estimator, n_samples=n_samples, beta=beta,
+                            generator=generator, eps=eps)
+
+
+def elbo_parts_given(model: VAE, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, *, estimator: str = "B",
+                     n_samples: int = 1, beta: float = 1.0, generator: torch.Generator | None = None,
+                     eps: torch.Tensor | None = None) -> ELBOParts:
+    """`elbo_parts` from the encoder's output q(z|x) = N(mu, exp(logvar)) [B, D] for x: wake-sleep's wake phase
+    passes it detached, so that its update reaches the decoder alone (vae/wake_sleep.py)."""
     if eps is None:
         z = model.reparameterize(mu, logvar, n_samples, generator=generator)
     else:  # noise drawn by the caller, [L, B, D]: data-parallel ranks share one draw for the global batch
@@ -209,6 +218,19 @@ def minibatch_loss(parts: ELBOParts, beta: float = 1.0, scale: float | None = No
     """
     per_example = -(parts.recon - beta * parts.kl)
     return per_example.mean() if scale is None else per_example.sum() * scale
+
+
+def parameter_prior_loss(parameters, weight: float, n_train: int) -> torch.Tensor:
+    """The weight-decay term of section 5 ("a small weight decay term corresponding to a prior
+    p(theta) = N(0, I)"), which the trainer adds to `minibatch_loss`: -(weight / N) log p(theta) for the N
+    training images, less its constant (P / 2N) log 2 pi, i.e. (weight / N) * sum(theta^2) / 2.
+
+    Why 1 / N: the paper maximises sum_i ELBO(x_i) + log p(theta), which a minibatch of M estimates as
+    sum_batch ELBO + (M / N) log p(theta); our loss is the batch's mean negative ELBO, that sum divided by
+    -M. `weight` 1 is the paper's prior, w the prior N(0, I / w), 0 none. `parameters`: those whose
+    prior it is (all the model's for AEVB; the decoder's or the encoder's for a wake-sleep phase)."""
+    squares = torch.stack([p.pow(2).sum() for p in parameters]).sum()
+    return squares * (0.5 * weight / n_train)
 
 
 def log_weight_chunks(model: VAE, x: torch.Tensor, k: int, *, max_elements: int = 1 << 24,

@@ -68,10 +68,12 @@ class RunWriter:
         state, (train, test) = event.state, event.records
         summary = {"epochs": state.epoch, "step": state.step, "seconds": round(state.seconds, 2),
                    "train_elbo": train["elbo"], "test_elbo": test["elbo"],
-                   "threads": event.threads.to_dict() if event.threads else None}
+                   "threads": event.threads.to_dict() if event.threads else None,
+                   **({"lr_search": state.lr_search.to_dict()} if state.lr_search else {})}
+        config = (state.config or self.config).to_dict()  # the trainer's: its lr the one a search chose
         save_resume_state(self.run.resume, event.model, state.optimizer, step=state.step, epoch=state.epoch,
-                          generators=state.generators, train_config=self.config.to_dict())
-        save_checkpoint(self.run.checkpoint, event.model, train_config=self.config.to_dict(),
+                          generators=state.generators, train_config=config)
+        save_checkpoint(self.run.checkpoint, event.model, train_config=config,
                         dataset=self.data.info(), history=checkpoint_history(state.history), summary=summary)
 
     def _snapshot(self, event: TrainEvent, test_elbo: float | None) -> None:

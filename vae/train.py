@@ -1,4 +1,5 @@
-"""The AEVB loop (Kingma & Welling 2013, algorithm 1) over tensors held in memory.
+"""The training loop over tensors held in memory: AEVB (Kingma & Welling 2013, algorithm 1), or the
+wake-sleep baseline of the paper's figure 2 (vae/wake_sleep.py) on the same model and records.
 
 The trainer knows nothing about the UI or the disk: it writes no file and reports through callbacks
 (minGPT's trainer), which the command line (a progress bar), the app (a background job) and the run
@@ -6,6 +7,8 @@ writer (vae/run_writer.py: metrics, checkpoint, resume state, snapshots) subscri
 (shuffling, eps, binarisation) comes from two seeded generators that a resume state saves with the
 optimiser state, so a run repeats exactly and a resumed run continues the same random stream. A
 non-finite loss stops the run before its epoch is reported, so the last good checkpoint stays.
+With `lr_search`, a new run first chooses its step size (vae/lr_search.py) and trains from its start with it;
+the choice is in every event's `state` (`lr_search`, and `config.lr`).
 
 Events (`TrainEvent.kind`), in the order one run sends them, from rank 0 only:
   "start"  once, before the first step. `state.epoch` is 0 for a new run (the untrained model),
@@ -23,27 +26,30 @@ kept up to it (train_run has the run writer drop the rest), and "start" then rep
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 
 from .binarize import batch_inputs, prepare_inputs, test_inputs
-from .checkpoint import load_resume_state
+from .checkpoint import CheckpointError, load_checkpoint, load_resume_state
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import Dataset
 from .distributed import DistContext, resolve_device, wrap_objective
+from .lr_search import LrSearch, search_lr
 from .metrics import as_tensor, evaluate_elbo
-from .model import VAE, build_model
+from .model import VAE, build_model, parameter_prior_loss
 from .run_writer import RunWriter
 from .runs import RunLock, open_run_dir
 from .threads import ThreadChoice, ThreadChooser
+from .wake_sleep import wake_sleep_update
 
 EVENTS = ("start", "step", "epoch", "end")  # the kinds, in the order a run sends them (module docstring)
 PROGRESS_EVENTS = ("step", "epoch", "end")  # what a callback given as `callbacks=` hears
@@ -59,6 +65,8 @@ class RunState:
     history: list[dict]  # every record so far, a resumed run's earlier ones included
     optimizer: torch.optim.Optimizer
     generators: dict[str, torch.Generator]  # "shuffle" (a CPU generator) and "noise" (the device's)
+    config: TrainConfig | None = None  # the run's, its lr the one a step-size search chose
+    lr_search: LrSearch | None = None  # that search's scores, when the run searched
 
 
 @dataclass
@@ -136,6 +144,8 @@ class Trainer:
                  dist: DistContext | None = None):
         self.dist = dist or DistContext(device=resolve_device(device))
         self.device = self.dist.device
+        if config.algorithm == "wake-sleep" and self.dist.active:
+            raise ConfigError("wake-sleep trains in one process only; start it without torchrun.")
         if tuple(data.image_shape) != tuple(model.config.image_shape):
             raise ConfigError(f"the model expects {model.config.image_shape} images but {data.name} has "
                               f"{data.image_shape}.")
@@ -152,6 +162,7 @@ class Trainer:
         self.noise_gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
         self.step, self.epoch, self.seconds = 0, 0, 0.0
         self.history: list[dict] = []
+        self.lr_search: LrSearch | None = None  # a new run's step-size search, or the resumed run's
 
     def add_callback(self, callback: Callback, kinds: Sequence[str] = PROGRESS_EVENTS) -> None:
         """`callback(event)` for every event of these kinds, after the callbacks added before it."""
@@ -224,13 +235,14 @@ class Trainer:
             self.thread_choice = choice
 
     def _fit(self, chooser: ThreadChooser | None) -> TrainResult:
+        x_train = prepare_inputs(as_tensor(self.data.x_train, self.device), self.config.binarize, self.config.seed + 2)
+        x_test = test_inputs(self.data, self.config, self.device)
+        if self.config.lr_search and self.step == 0:  # a resumed run keeps the step size it chose
+            self._choose_lr(x_train)
         cfg, model = self.config, self.model
-        x_train = prepare_inputs(as_tensor(self.data.x_train, self.device), cfg.binarize, cfg.seed + 2)
-        x_test = test_inputs(self.data, cfg, self.device)
         n, bs = x_train.shape[0], cfg.batch_size
         steps_per_epoch = math.ceil(n / bs)
         total_steps = cfg.epochs * steps_per_epoch
-        warmup_steps = cfg.kl_warmup * steps_per_epoch
         status, reason = "finished", f"reached {cfg.epochs} epochs"
         train_seconds, samples_done = 0.0, 0
         last = {"train": None, "test": None}
@@ -245,7 +257,7 @@ class Trainer:
                     break
                 self._use_threads(chooser)
                 t0 = time.perf_counter()
-                beta = cfg.beta * min(1.0, (self.step + 1) / warmup_steps) if warmup_steps > 0 else cfg.beta
+                beta = self._beta()
                 out = self._step(x_train[perm[i * bs:(i + 1) * bs]], beta)
                 if out is None:
                     status = "diverged"
@@ -287,26 +299,100 @@ class Trainer:
         self._notify("end", [], result.samples_per_s, total_steps, result)
         return result
 
+    def _beta(self) -> float:
+        """The KL weight of the next step: beta, reached linearly over the first kl_warmup epochs."""
+        cfg = self.config
+        warmup_steps = cfg.kl_warmup * math.ceil(self.data.x_train.shape[0] / cfg.batch_size)
+        return cfg.beta * min(1.0, (self.step + 1) / warmup_steps) if warmup_steps > 0 else cfg.beta
+
     def _step(self, xb: torch.Tensor, beta: float):
-        """One AEVB update on the global minibatch xb; this process handles its shard of it.
+        """One update on the global minibatch xb (AEVB, or wake-sleep); this process handles its shard of it.
 
         Every rank draws the same binarisation and eps for the whole batch (the same generators), then
         keeps its rows, so N processes follow the single-process run. Returns this shard's per-example
-        (elbo, recon, kl), or None when the loss is not finite on some rank.
+        (elbo, recon, kl) before the update, or None when the loss is not finite on some rank.
         """
         cfg = self.config
         xb = batch_inputs(xb, cfg.binarize, self.noise_gen)
         eps = torch.randn((cfg.n_samples, xb.shape[0], self.model.config.latent_dim), device=self.device,
                           generator=self.noise_gen)
+        out = self._aevb_update(xb, eps, beta) if cfg.algorithm == "aevb" else self._wake_sleep_update(xb, eps)
+        if out is not None:
+            self.step += 1
+        return out
+
+    def aevb_loss(self, xb: torch.Tensor, eps: torch.Tensor, beta: float = 1.0):
+        """What an AEVB step descends on the global minibatch xb with noise eps [L, B, D]: this rank's share of
+        the batch's mean negative bound (vae.model.minibatch_loss), plus section 5's weight decay when
+        `weight_decay` is set; and this shard's per-example (elbo, recon, kl), the bound alone."""
         rows = self.dist.shard(xb.shape[0])
         loss, elbo, recon, kl = self.objective(xb[rows], eps[:, rows], beta, self.dist.world_size / xb.shape[0])
+        if self.config.weight_decay:  # every rank adds the whole prior term: their average is the prior's gradient
+            loss = loss + self._prior_loss(self.model.parameters())
+        return loss, elbo, recon, kl
+
+    def _aevb_update(self, xb: torch.Tensor, eps: torch.Tensor, beta: float):
+        """Algorithm 1's update: a gradient step on `aevb_loss`."""
+        loss, elbo, recon, kl = self.aevb_loss(xb, eps, beta)
         if not torch.isfinite(self.dist.all_sum(loss.detach().clone())):
             return None
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # DistributedDataParallel averages the gradients across processes here
         self.optimizer.step()
-        self.step += 1
         return elbo, recon, kl
+
+    def _wake_sleep_update(self, xb: torch.Tensor, eps: torch.Tensor):
+        """The baseline's wake and sleep updates (vae/wake_sleep.py); the records' bound as AEVB's records it."""
+        penalty = self._prior_loss if self.config.weight_decay else None
+        parts = wake_sleep_update(self.model, self.optimizer, xb, eps, self.noise_gen, estimator=self.config.estimator,
+                                  penalty=penalty)
+        return None if parts is None else (parts.elbo.detach(), parts.recon.detach(), parts.kl.detach())
+
+    def _prior_loss(self, parameters) -> torch.Tensor:
+        """Section 5's weight decay, scaled for a per-example loss (vae.model.parameter_prior_loss)."""
+        return parameter_prior_loss(parameters, self.config.weight_decay, self.data.x_train.shape[0])
+
+    # -- the step-size search (vae/lr_search.py) ------------------------------------------------
+    def _choose_lr(self, x_train: torch.Tensor) -> None:
+        """Score each candidate from this start, then train from the same start with the best one."""
+        start = {"model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                 "shuffle": self.shuffle_gen.get_state(), "noise": self.noise_gen.get_state()}
+
+        def probe(lr: float, steps: int) -> float:
+            self._back_to(start, lr)
+            return self._probe(x_train, steps)
+
+        self.lr_search = search_lr(probe)
+        self._back_to(start, self.lr_search.chosen)
+        self.config = replace(self.config, lr=self.lr_search.chosen)
+
+    def _back_to(self, start: dict, lr: float) -> None:
+        """The run as it stood before the search (weights, generators, step 0), with a fresh optimiser at lr."""
+        self.model.load_state_dict(start["model"])
+        self.shuffle_gen.set_state(start["shuffle"])
+        self.noise_gen.set_state(start["noise"])
+        self.step = 0
+        self.optimizer = make_optimizer(self.model, replace(self.config, lr=lr))
+
+    def _probe(self, x_train: torch.Tensor, steps: int) -> float:
+        """Train `steps` steps on the run's own minibatches; their mean ELBO, or -inf if the loss diverged."""
+        n, bs = x_train.shape[0], self.config.batch_size
+        meter = _Meter(self.device)
+        for rows in itertools.islice(self._minibatches(n, bs), steps):
+            if self.stop_event.is_set():
+                break
+            out = self._step(x_train[rows], self._beta())
+            if out is None:
+                return -math.inf
+            meter.add(*out, rows.shape[0])
+        return meter.means(self.dist)["elbo"] if meter.count else -math.inf
+
+    def _minibatches(self, n: int, bs: int):
+        """The rows of each minibatch, epoch after epoch, shuffled as `_fit` shuffles them."""
+        while True:
+            perm = torch.randperm(n, generator=self.shuffle_gen).to(self.device)
+            for i in range(math.ceil(n / bs)):
+                yield perm[i * bs:(i + 1) * bs]
 
     def _record(self, split: str, kind: str, values: dict, beta: float) -> dict:
         steps_per_epoch = math.ceil(self.data.x_train.shape[0] / self.config.batch_size)
@@ -325,7 +411,8 @@ class Trainer:
         if not self.dist.is_main:
             return
         state = RunState(step=self.step, epoch=self.epoch, seconds=self.seconds, history=self.history,
-                         optimizer=self.optimizer, generators={"shuffle": self.shuffle_gen, "noise": self.noise_gen})
+                         optimizer=self.optimizer, generators={"shuffle": self.shuffle_gen, "noise": self.noise_gen},
+                         config=self.config, lr_search=self.lr_search)
         event = TrainEvent(kind=kind, records=records, model=self.model, samples_per_s=samples_per_s,
                            progress=min(1.0, self.step / max(1, total_steps)), result=result,
                            threads=self.thread_choice, state=state, test_inputs=test_inputs)
@@ -352,8 +439,12 @@ def train_run(out: str | Path, data: Dataset, model_config: ModelConfig, config:
         state = load_resume_state(run.resume) if resume else None
         if state is not None and state.model.config != model_config:
             model_config = state.model.config  # the run's own architecture wins over defaults
+        if state is not None and config.lr_search:  # the step size its search chose when it started
+            config = replace(config, lr=float(state.train_config.get("lr", config.lr)))
         trainer = Trainer(build_model(model_config, config.seed), data, config, threads=threads,
                           stop_event=stop_event, dist=dist)
+        if state is not None and config.lr_search:
+            trainer.lr_search = _earlier_search(run.checkpoint)
         writer = RunWriter(run, data, config) if dist.is_main else None
         if writer is not None:
             writer.attach(trainer)  # first, before `callbacks`: a listener may open the epoch's new checkpoint
@@ -364,3 +455,12 @@ def train_run(out: str | Path, data: Dataset, model_config: ModelConfig, config:
         return trainer.fit()
     finally:
         lock.release()
+
+
+def _earlier_search(checkpoint: Path) -> LrSearch | None:
+    """The step-size search a resumed run made at its start, from its checkpoint's summary."""
+    try:
+        found = load_checkpoint(checkpoint).summary.get("lr_search") if checkpoint.exists() else None
+        return LrSearch.from_dict(found) if found else None
+    except (CheckpointError, OSError, KeyError, TypeError, ValueError):
+        return None
