@@ -56,7 +56,7 @@ def _save_training_upload(file) -> str:
 # out, each with the reason its `app` field gives: --out (the Run name names a folder in the runs folder),
 # --data-dir (the server's VAE_DATA_DIR), --threads (the server's VAE_TORCH_THREADS), --resume (the Resume
 # button under Watch run); init_std has no flag either: the chosen preset sets it.
-COLUMNS = (("dataset",), ("arch", "latent_dim", "hidden", "activation"),
+COLUMNS = (("dataset", "algorithm"), ("arch", "latent_dim", "hidden", "activation"),
            ("likelihood", "estimator", "binarize", "beta", "kl_warmup"),
            ("epochs", "batch_size", "lr", "optimizer", "seed"))
 PRESET_KEY = "tr_preset"
@@ -93,8 +93,10 @@ def _start_values(settings: dict[str, Setting]) -> None:
 
 
 def _field(where, s: Setting):
-    """One setting's widget, from its table row: a choice, a number within its bounds, or text."""
+    """One setting's widget, from its table row: a switch, a choice, a number within its bounds, or text."""
     key, tip = _key(s), s.tip or s.help
+    if s.shown == "switch":
+        return where.toggle(s.label, key=key, help=tip)
     if s.shown == "choice":
         options = devices_here() if s.name == "device" else s.choices
         return where.selectbox(s.label, options, key=key, help=tip)
@@ -106,6 +108,14 @@ def _field(where, s: Setting):
     step = s.kind(s.step) if s.step is not None else (1 if s.kind is int else None)
     return where.number_input(s.label, min_value=low, max_value=high, step=step, format=s.fmt, key=key, help=tip,
                               placeholder="learned" if s.optional else None)
+
+
+def _changed(given: dict) -> dict:
+    """The fields a user changed from what the preset filled in; the others count as not given, as on the
+    command line, so that the preset decides them: its value for this data set where it has one (the paper's
+    Frey Face: 200 hidden units), and a step-size search that a learning rate typed in turns off."""
+    filled = preset_values(st.session_state[PRESET_KEY])
+    return {n: None if n in filled and v == filled[n] else v for n, v in given.items()}
 
 
 def settings_form() -> JobSpec | None:
@@ -138,7 +148,7 @@ def settings_form() -> JobSpec | None:
         if source == UPLOAD:
             raise DataError("choose a data file to upload first.")
         given = {n: settings[n].parse(v) if settings[n].shown == "text" else v for n, v in given.items()}
-        model, train = configs_from(st.session_state[PRESET_KEY], given)
+        model, train = configs_from(st.session_state[PRESET_KEY], _changed(given), dataset)
         run_name = name.strip() or f"{dataset if dataset != UPLOAD else 'upload'}-z{model.latent_dim}-" \
                                    f"{time.strftime('%m%d-%H%M%S')}"
         return JobSpec(run_name=run_name, dataset=source, model=model, train=train, device=given["device"])

@@ -424,7 +424,8 @@ def preset_values(preset: str, dataset: str | None = None) -> dict[str, Any]:
     return {name: chosen.get(name, every[name].default) for name in sorted(PRESET_FILLED)}
 
 
-def configs_from(preset: str, given: Mapping[str, Any], dataset: str | None = None) -> tuple[ModelSettings, TrainConfig]:
+def configs_from(preset: str, given: Mapping[str, Any],
+                 dataset: str | None = None) -> tuple[ModelSettings, TrainConfig]:
     """The configs of a run on `dataset`: the preset's values (those it sets for this data set where it has
     its own), every setting the user gave (not None) over them, and the defaults for the rest. The command
     line's rule, and the Train page's (which gives only the fields a user changed from the preset's).

@@ -107,12 +107,15 @@ def run_job(job: dict, send, stop: threading.Event) -> tuple[str, str]:
         model_config = job["model"].with_image_shape(data.image_shape)
         inputs = np.array(data.x_test[:PREVIEW_COUNT], np.float32)  # a writable copy for torch
 
-        shown = []
+        shown, searched = [], []
 
         def on_event(event) -> None:
             if event.threads is not None and event.threads.threads not in shown[-1:]:
                 shown.append(event.threads.threads)  # the server's log: one line whenever the choice changes
                 print(event.threads.describe(), file=sys.stderr, flush=True)
+            if event.state is not None and event.state.lr_search is not None and not searched:
+                searched.append(event.state.lr_search)  # and the step size a search chose, once
+                print(event.state.lr_search.describe(), file=sys.stderr, flush=True)
             preview = encode_images(preview_images(event.model, inputs)) if event.kind == "epoch" else None
             send({"kind": event.kind, "records": event.records, "progress": event.progress,
                   "samples_per_s": event.samples_per_s, "preview": preview})

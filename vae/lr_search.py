@@ -40,8 +40,8 @@ class LrSearch:
 
     def to_dict(self) -> dict:
         """As a checkpoint's summary keeps it (JSON: a diverged candidate's score is null)."""
-        return {"chosen": self.chosen, "steps": self.steps,
-                "scores": {f"{lr:g}": round(s, 4) if math.isfinite(s) else None for lr, s in sorted(self.scores.items())}}
+        scores = {f"{lr:g}": round(s, 4) if math.isfinite(s) else None for lr, s in sorted(self.scores.items())}
+        return {"chosen": self.chosen, "steps": self.steps, "scores": scores}
 
     @classmethod
     def from_dict(cls, data: dict) -> "LrSearch":

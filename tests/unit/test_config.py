@@ -44,8 +44,9 @@ def test_the_train_options_are_exactly_configs_settings_with_their_flags_default
     assert list(options) == [s.name for s in train_settings()] == list(TRAIN_COMMAND)
     for s in train_settings():
         action = options[s.name]
-        assert action.option_strings == [s.flag] and action.help == s.help and action.required == s.required
-        assert action.default == (False if s.kind is bool else s.cli_default)
+        negated = ["--no-" + s.flag[2:]] if s.kind is bool and s.preset_fills else []  # --no-lr-search
+        assert action.option_strings == [s.flag, *negated] and action.help == s.help and action.required == s.required
+        assert action.default == (False if s.kind is bool and not s.preset_fills else s.cli_default)
         assert tuple(action.choices or ()) == (() if s.also else s.choices), s.name
 
 
@@ -56,11 +57,12 @@ def test_the_command_lines_defaults_are_those_it_always_had():
         "--epochs": 10, "--arch": None, "--hidden": None, "--activation": None, "--likelihood": "bernoulli",
         "--gaussian-std": None, "--binarize": "none", "--estimator": None, "--samples": None, "--beta": 1.0,
         "--kl-warmup": 0.0, "--batch-size": None, "--lr": None, "--optimizer": None, "--seed": 0,
-        "--log-every": 20, "--threads": None, "--device": "cpu"}
+        "--log-every": 20, "--threads": None, "--device": "cpu", "--algorithm": "aevb", "--weight-decay": None}
     assert {s.flag: s.choices for s in train_settings() if s.choices} == {
         "--preset": ("default", "paper"), "--arch": ("mlp", "conv"), "--activation": ("relu", "tanh"),
         "--likelihood": ("bernoulli", "gaussian"), "--binarize": ("none", "dynamic", "static"),
-        "--estimator": ("A", "B"), "--optimizer": ("adam", "adagrad"), "--device": ("cpu", "auto", "cuda")}
+        "--estimator": ("A", "B"), "--optimizer": ("adam", "adagrad"), "--device": ("cpu", "auto", "cuda"),
+        "--algorithm": ("aevb", "wake-sleep")}
 
 
 def test_every_field_of_the_configs_is_a_setting_and_only_the_image_shape_and_init_std_lack_a_flag():
@@ -103,7 +105,8 @@ def test_a_preset_fills_only_what_the_command_line_did_not_give():
 def test_choosing_a_preset_sets_its_values_and_resets_what_only_another_preset_sets():
     paper = preset_values("paper")
     assert paper == {"activation": "tanh", "arch": "mlp", "batch_size": 100, "estimator": "B", "hidden": (500,),
-                     "init_std": 0.01, "lr": 0.02, "n_samples": 1, "optimizer": "adagrad"}
+                     "init_std": 0.01, "lr": 0.02, "n_samples": 1, "optimizer": "adagrad", "weight_decay": 1.0,
+                     "lr_search": True}
     default = preset_values("default")
     assert default["estimator"] == TrainConfig().estimator and default["init_std"] is None
     assert configs_from("default", default) == configs_from("default", {})  # what the page starts with
@@ -153,6 +156,8 @@ def test_a_value_past_a_bound_is_refused_in_one_sentence_and_the_edge_is_admitte
     (dict(kl_warmup=-1.0), "KL warm-up must be zero or more epochs, got -1.0."),
     (dict(beta=float("nan")), "beta must be zero or positive, got nan."),
     (dict(log_every=0), "log_every must be at least 1, got 0."),
+    (dict(weight_decay=-0.5), "weight decay must be zero or positive, got -0.5."),
+    (dict(algorithm="em"), "algorithm must be one of aevb, wake-sleep, got 'em'."),
     (dict(device="tpu"), "device must be cpu, cuda or auto, got 'tpu'."),
     (dict(threads=0), "threads must be at least 1, got 0."),
 ])
