@@ -45,8 +45,9 @@ def test_the_record_round_trips_through_json_with_a_diverged_candidate_as_null()
     data = json.loads(json.dumps(search.to_dict()))
     assert data == {"chosen": 0.02, "steps": 100, "scores": {"0.01": -120.5, "0.02": -110.25, "0.1": None}}
     assert LrSearch.from_dict(data) == search
-    assert search.describe() == ("step size: 0.02 (mean training ELBO of 100 steps with 0.01 -> -120.50, "
+    assert search.describe() == ("step size: 0.02 (mean training ELBO of 100 steps with 0.01 -> -120.5, "
                                  "0.02 -> -110.25, 0.1 -> diverged)")
+    assert "0.1 -> -1.65771e+15" in LrSearch({0.02: -229.0, 0.1: -1657712130771016.0}, 100).describe()  # blown up
 
 
 def test_the_search_scores_the_papers_three_candidates_with_the_same_number_of_steps():
