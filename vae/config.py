@@ -337,6 +337,9 @@ class TrainConfig:
 
     def __post_init__(self):
         _refuse(self, _settings_of(TrainConfig, "train"))
+        if self.algorithm == "wake-sleep" and (self.beta != 1.0 or self.kl_warmup > 0):
+            raise ConfigError("beta and the KL warm-up weigh AEVB's KL term, which wake-sleep does not train; "
+                              "use beta 1 and no warm-up with it.")
 
     def to_dict(self) -> dict:
         return asdict(self)

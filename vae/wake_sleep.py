@@ -16,6 +16,10 @@ two different objectives and no single function rises; the records' ELBO is esti
 same bound as AEVB's on the minibatch before its update (and the test set's, vae.metrics), so the curves
 compare. The authors' public code (anglepy's wzoptim.py) clips a Gaussian dream to [0, 1]; this does not.
 
+Section 5's weight decay, when set, is split the same way: the decoder's prior term joins the wake loss,
+the encoder's the sleep loss. AEVB's beta and KL warm-up weigh a KL term that neither phase has, so
+vae.config refuses them with wake-sleep.
+
 Both phases step one optimiser: its state is per parameter, and a phase leaves the other half's gradients
 unset (None), which Adam and Adagrad skip, so it is two optimisers with the same settings in one object,
 which the resume state saves as it saves AEVB's.

@@ -105,6 +105,13 @@ def test_wake_sleep_is_refused_across_processes_in_one_sentence(digits):
                 dist=DistContext(rank=0, world_size=2))
 
 
+@pytest.mark.parametrize("kw", [dict(beta=0.5), dict(kl_warmup=2.0)])
+def test_a_kl_weight_which_wake_sleep_would_ignore_is_refused_in_one_sentence(kw):
+    with pytest.raises(ConfigError, match=r"^beta and the KL warm-up weigh AEVB's KL term, which wake-sleep does not "
+                                          r"train; use beta 1 and no warm-up with it\.$"):
+        TrainConfig(algorithm="wake-sleep", **kw)
+
+
 def test_the_command_line_trains_wake_sleep_and_its_checkpoint_says_so(tmp_path, vae_cli):
     proc = vae_cli("train", "--algorithm", "wake-sleep", "--dataset", "digits", "--epochs", "1", "--hidden", "16",
                    "--threads", "1", "--out", tmp_path / "ws")
