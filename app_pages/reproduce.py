@@ -24,16 +24,22 @@ def start_form() -> None:
     names = [d["name"] for d in available_datasets() if d["available"]]
     c1, c2, c3, c4 = st.columns(4)
     dataset = c1.selectbox("Data set", names, index=names.index("mnist") if "mnist" in names else 0, key="rp_data")
-    dims = c2.multiselect("Latent sizes Nz", SIZES, default=list(rp.PAPER_LATENT_DIMS), key="rp_dims")
+    dims = c2.multiselect("Latent sizes Nz", SIZES, default=list(rp.paper_latent_dims(dataset)),
+                          key=f"rp_dims_{dataset}")
     budget = c3.select_slider("Training samples per size", BUDGETS, 1e6, format_func=rp.short, key="rp_budget")
     preset = c4.radio("Preset", ["paper", *(p for p in PRESETS if p != "paper")], key="rp_preset", horizontal=True,
                       help="paper: 500 tanh units, Adagrad (section 5); default: this project's 400 relu units, Adam")
     binarize = c4.radio("Binarise", ["none", "dynamic"], key="rp_bin", horizontal=True,
-                        help="none: grey pixels as Bernoulli targets; dynamic: a fresh binary image each step")
+                        disabled=dataset in rp.CONTINUOUS_DATASETS,
+                        help="none: grey pixels as Bernoulli targets; dynamic: a fresh binary image each step "
+                             "(Frey Face has a Gaussian decoder: never binarised)")
+    binarize = "none" if dataset in rp.CONTINUOUS_DATASETS else binarize
+    algorithm = c3.radio("Algorithm", ["aevb", "wake-sleep"], key="rp_algorithm", horizontal=True,
+                         help="aevb: the paper's method; wake-sleep: the baseline figure 2 compares it with")
     fig4 = c1.checkbox("Also figure 4 (Nz = 2)", True, key="rp_fig4")
     try:
-        plans = [rp.Plan("fig2", dataset, tuple(dims), budget, preset, binarize)] if dims else []
-        plans += [rp.Plan("fig4", dataset, (rp.FIG4_LATENT_DIM,), budget, preset, binarize)] if fig4 else []
+        plans = [rp.Plan("fig2", dataset, tuple(dims), budget, preset, binarize, algorithm)] if dims else []
+        plans += [rp.Plan("fig4", dataset, (rp.FIG4_LATENT_DIM,), budget, preset, binarize, algorithm)] if fig4 else []
     except ConfigError as err:
         fail(str(err))
         return
@@ -54,7 +60,7 @@ def start_form() -> None:
         for plan in plans:
             for line in rp.submit_plan(plan, registry.runs_root, n_train, submit=submit):
                 st.write(line)
-        st.session_state.rp_watch = plans[0].name
+        st.session_state.pop(f"rp_watch_{dataset}", None)  # show the new one
     except (DataError, ConfigError, RunError, OSError) as err:
         fail(str(err))
 
@@ -74,19 +80,28 @@ def training(manifests: list[dict]) -> bool:
     return any(registry.active_for(s["run"]) for m in manifests for s in m["sizes"].values())
 
 
-def figure2_view(name: str) -> None:
-    """Redrawn from the runs' metrics while their jobs train (never from the worker thread)."""
-    manifest = rp.read_manifest(rp.reproduction_dir(state.settings().runs_root, name) / rp.MANIFEST)
-    progress(manifest)
-    busy = training(rp.list_reproductions(state.settings().runs_root))  # figure 4's run too
-    series = rp.figure_series(state.settings().runs_root, manifest)
-    st.plotly_chart(figure2(series, [int(k) for k in manifest.get("sizes", {})]), key=f"rp_fig2_{name}")
-    table = pd.DataFrame(rp.comparison(series)).dropna(axis=1, how="all").round(FIXED_DECIMALS)  # no SE: vae.precision
-    st.dataframe(table, hide_index=True)
-    was = st.session_state.get(f"rp_busy_{name}")
-    st.session_state[f"rp_busy_{name}"] = busy
+def figure2_view(dataset: str, names: list[str]) -> None:
+    """One data set's figure 2 from the chosen reproductions (AEVB and wake-sleep overlaid), redrawn from the
+    runs' metrics while their jobs train (never from the worker thread)."""
+    root = state.settings().runs_root
+    manifests = [rp.read_manifest(rp.reproduction_dir(root, name) / rp.MANIFEST) for name in names]
+    for manifest in manifests:
+        progress(manifest)
+    busy = training(rp.list_reproductions(root))  # figure 4's run too
+    series = [s for m in manifests for s in rp.figure_series(root, m)]
+    dims = sorted({int(k) for m in manifests for k in m.get("sizes", {})})
+    st.plotly_chart(figure2(series, dims, dataset), key=f"rp_fig2_{dataset}")
+    reference = () if dataset in rp.CONTINUOUS_DATASETS else rp.PAPER_FIG2_MNIST
+    table = pd.DataFrame(rp.comparison(series, reference=reference)).dropna(axis=1, how="all")
+    st.dataframe(table.round(FIXED_DECIMALS), hide_index=True)  # logged bounds have no SE: vae.precision
+    was = st.session_state.get(f"rp_busy_{dataset}")
+    st.session_state[f"rp_busy_{dataset}"] = busy
     if was and not busy:
         st.rerun(scope="app")  # finished runs appear in the sidebar's model library at once
+
+
+def describe(m: dict) -> str:
+    return f"{m['name']} ({m['algorithm']}, {m['preset']} preset, binarise: {m['binarize']})"
 
 
 st.header("Paper figures")
@@ -100,12 +115,17 @@ if not fig2s:
     st.info("No figure 2 reproduction in the runs folder yet; the markers are the paper's values. Start one above "
             "or run `python -m vae reproduce fig2 --dataset mnist --out runs`.")
     st.plotly_chart(figure2([], []), key="rp_fig2_empty")
-else:
-    if st.session_state.get("rp_watch") not in fig2s:
-        st.session_state.rp_watch = next(iter(fig2s))
-    name = st.selectbox("Reproduction", list(fig2s), key="rp_watch", format_func=lambda n: (
-        f"{n} ({fig2s[n]['dataset']}, {fig2s[n]['preset']} preset, binarise: {fig2s[n]['binarize']})"))
-    st.fragment(figure2_view, run_every=2.0 if training(found) else None)(name)
+datasets = sorted({m["dataset"] for m in fig2s.values()}, key=lambda d: (d in rp.CONTINUOUS_DATASETS, d))
+for dataset in datasets:  # MNIST's panels first, then Frey Face's, as in the paper
+    mine = [n for n, m in fig2s.items() if m["dataset"] == dataset]
+    st.markdown(f"**{dataset}**" + (": a Gaussian decoder, so the bound is a density (see the note below)"
+                                    if dataset in rp.CONTINUOUS_DATASETS else ""))
+    # By default the newest reproduction of each algorithm: figure 2 draws AEVB beside wake-sleep.
+    newest = list({fig2s[n]["algorithm"]: n for n in reversed(mine)}.values())
+    names = st.multiselect("Reproductions", mine, default=newest, key=f"rp_watch_{dataset}",
+                           format_func=lambda n: describe(fig2s[n]))
+    if names:
+        st.fragment(figure2_view, run_every=2.0 if training(found) else None)(dataset, names)
 
 st.subheader("Figure 4: the learned 2-D manifold")
 fig4s = [m for m in found if m["figure"] == "fig4"]
@@ -123,7 +143,7 @@ for i, m in enumerate(fig4s):
         continue
     bound = format_bound(ck.summary.get("test_elbo", float("nan")), unit="nats")  # logged: no SE, vae.precision
     column.image(rp.manifold_picture(ck.model, 20), output_format="PNG", caption=(
-        f"{m['name']}: {m['dataset']}, {m['preset']} preset, binarise {m['binarize']}, "
+        f"{m['name']}: {m['dataset']}, {m['algorithm']}, {m['preset']} preset, binarise {m['binarize']}, "
         f"{ck.summary.get('epochs', '?')} epochs, test bound {bound}"))
 
 explain("What does figure 2 show?", """

@@ -97,7 +97,8 @@ def _add_reproduce(sub) -> None:
         "reproduce", help="reproduce the paper's figure 2 (bound vs samples) or figure 4 (2-D manifold)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Reproduce a figure of Kingma & Welling (2013), section 5, with ordinary runs.\n\n"
-                    "fig2: trains one run per latent size (the paper's Nz = 3 5 10 20 200) for --budget training\n"
+                    "fig2: trains one run per latent size (the paper's Nz = 3 5 10 20 200 for MNIST, 2 5 10 20 for\n"
+                    "      Frey Face) for --budget training\n"
                     "      samples each and gathers the lower bound against samples seen, train and test.\n"
                     "fig4: trains a 2-D latent and writes the learned manifold as a PNG.\n\n"
                     "Runs land in --out as <name>-nz<K> (the app lists them as models); the manifest\n"
@@ -107,12 +108,14 @@ def _add_reproduce(sub) -> None:
                     "none trains on grey pixels as Bernoulli targets, dynamic draws new binary images each step.")
     r.add_argument("figure", choices=("fig2", "fig4"), help="fig2: lower bound vs training samples; fig4: 2-D manifold")
     shared = all_settings()  # train's settings, with reproduce's own defaults and help where they differ
-    add_setting(r, shared["dataset"], default="mnist", help="mnist (default), fashion-mnist, mnist-5k or digits")
+    add_setting(r, shared["dataset"], default="mnist",
+                help="mnist (default), frey (Gaussian decoder), fashion-mnist, mnist-5k or digits")
     add_setting(r, shared["data_dir"])
     r.add_argument("--out", required=True, help="the runs folder to train into (the app reads runs/ or $VAE_RUNS_DIR)")
     r.add_argument("--name", help="runs are named <name>-nz<K> (default: <figure>-<dataset>-<preset>-<binarize>)")
     r.add_argument("--latent-dims", type=int, nargs="+",
-                   help="latent sizes (fig2 default: 3 5 10 20 200; fig4: 2)")
+                   help="latent sizes (fig2 default: the paper's panels, 3 5 10 20 200, or 2 5 10 20 for frey; "
+                        "fig4: 2)")
     r.add_argument("--budget", type=_budget,
                    help="training samples per latent size, rounded up to whole epochs (default 1e7; the paper "
                         "ran to 2e8); about 13,000 samples/s on one CPU core")
@@ -120,6 +123,7 @@ def _add_reproduce(sub) -> None:
                 "its step size searched, weight decay (default); default: the project's 400 relu, Adam")
     add_setting(r, shared["binarize"], help="none: grey pixels as Bernoulli targets (default); dynamic: resampled "
                 "each step; static: once")
+    add_setting(r, shared["algorithm"], help="aevb (default) or wake-sleep, the baseline figure 2 compares with")
     add_setting(r, shared["seed"])
     r.add_argument("--grid", type=int, default=20,
                    help="fig4: images per side of the manifold (default 20, as in the paper)")
@@ -261,6 +265,7 @@ def cmd_reproduce(args) -> int:
     dims = args.latent_dims or ((2,) if args.figure == "fig4" else None)
     given = {"latent_dims": tuple(dims) if dims else None, "budget": args.budget}
     plan = Plan(figure=args.figure, dataset=args.dataset, preset=args.preset, binarize=args.binarize, seed=args.seed,
+                algorithm=args.algorithm,
                 data_dir=args.data_dir, name=args.name or "", **{k: v for k, v in given.items() if v is not None})
     if not 2 <= args.grid <= 60:
         raise ConfigError(f"the manifold grid must have 2 to 60 images per side, got {args.grid}.")

@@ -1,5 +1,6 @@
-"""The Paper figures page in Chromium: a reproduction in the runs folder is drawn as figure 2 (with the
-paper's values as markers) and figure 4, and one started from the page's form trains and lands there."""
+"""The Paper figures page in Chromium: reproductions in the runs folder are drawn as figure 2 (AEVB beside
+wake-sleep, with the paper's values as markers on MNIST-like sets, and Frey Face's panel as a density) and
+figure 4, and one started from the page's form trains and lands there."""
 from __future__ import annotations
 
 import pytest
@@ -17,13 +18,17 @@ TRACE_NAMES = """() => [...document.querySelectorAll('[data-testid="stMain"] .js
 
 
 def make_reproduction(runs, plan: rp.Plan) -> None:
-    data = load_dataset(plan.dataset)
+    data = load_dataset(plan.dataset, data_dir=plan.data_dir)
 
     def train(spec, out):
         config = ModelConfig(image_shape=data.image_shape, **spec.model.to_dict())
         return train_run(out, data, config, spec.train, resume=spec.resume, threads=1)
 
     rp.run_plan(plan, runs, data, train=train)
+
+
+Y_TITLES = """() => [...document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')]
+    .map(gd => gd._fullLayout.yaxis.title.text)"""
 
 
 def traces(page) -> dict[str, int]:
@@ -36,19 +41,28 @@ def wait_for_trace(page, name: str, points: int, timeout: float) -> None:
                            arg=[name, points], timeout=timeout)
 
 
-def test_a_reproduction_in_the_runs_folder_is_drawn_beside_the_papers_values(page, app):
+def test_reproductions_in_the_runs_folder_are_drawn_beside_the_papers_values(page, app, frey_dir):
     make_reproduction(app.runs, rp.Plan("fig2", "digits", (2, 5), 3000, "paper", "dynamic", name="tiny"))
+    make_reproduction(app.runs, rp.Plan("fig2", "digits", (2,), 3000, "paper", "dynamic", "wake-sleep",
+                                        name="tiny-ws"))
+    make_reproduction(app.runs, rp.Plan("fig2", "frey", (10,), 3000, "paper", data_dir=str(frey_dir),
+                                        name="tiny-frey"))
     make_reproduction(app.runs, rp.Plan("fig4", "digits", (2,), 1500, "paper", "dynamic", name="tiny4"))
     main = open_page(page, app, "reproduce")
-    wait_for_plots(page, 1)
+    wait_for_plots(page, 2)  # digits' panel, then Frey Face's
     wait_for_images(page, 1)  # figure 4: the decoded grid
     shown = traces(page)
     assert shown["Nz=2 test"] == 3 and shown["Nz=5 train"] == 3  # three epochs each
+    assert shown["wake-sleep Nz=2 test"] == 3 and shown["wake-sleep Nz=2 train"] == 3  # the baseline, beside
     assert {"paper Nz=3", "paper Nz=20"} <= set(shown)
-    chosen = main.get_by_role("combobox", name="Reproduction", exact=True).input_value()
-    assert chosen == "tiny (digits, paper preset, binarise: dynamic)"
-    assert main.locator('[data-testid="stDataFrame"]').count() == 1  # ours beside the paper's, per Nz
-    assert main.get_by_text("tiny4: digits, paper preset, binarise dynamic").count() == 1  # figure 4's caption
+    assert shown["Nz=10 test"] == 2  # Frey Face: 3000 samples are two epochs of its training frames
+    titles = page.evaluate(Y_TITLES)
+    assert "per example" in titles[0] and "density" in titles[1], titles  # Frey's bound is a density
+    for chip in ("tiny (aevb, paper preset, binarise: dynamic)", "tiny-ws (wake-sleep, paper preset, binarise: "
+                 "dynamic)", "tiny-frey (aevb, paper preset, binarise: none)"):
+        assert main.get_by_text(chip, exact=True).count() == 1, chip  # each panel's chosen reproductions
+    assert main.locator('[data-testid="stDataFrame"]').count() == 2  # ours beside the paper's, per panel
+    assert main.get_by_text("tiny4: digits, aevb, paper preset, binarise dynamic").count() == 1  # figure 4
     assert_no_errors(page, app)
 
 

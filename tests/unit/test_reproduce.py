@@ -238,3 +238,44 @@ def test_a_manifest_naming_runs_outside_the_runs_folder_is_ignored(tmp_path):
     assert read_manifest(path)["sizes"]["2"]["run"] == "fig2-x-nz2"
     path.write_text(_json.dumps({**good, "sizes": {"2": {"run": "../../etc"}}}))
     assert read_manifest(path) == {}
+
+
+# -- Frey Face and the wake-sleep baseline (issue 12) ------------------------------------------------
+def test_a_frey_plan_trains_the_papers_frey_models():
+    plan = rp.Plan(dataset="frey")
+    assert plan.latent_dims == rp.FREY_LATENT_DIMS == (2, 5, 10, 20)  # figure 2's Frey Face panels
+    model, train = plan.model_settings(10), plan.train_config(1765)
+    assert model["hidden"] == (200,) and model["likelihood"] == "gaussian"  # appendix C.2, section 5's 200 units
+    assert model["activation"] == "tanh" and (train.optimizer, train.batch_size, train.n_samples) == ("adagrad", 100, 1)
+    assert rp.Plan(dataset="mnist").model_settings(10)["hidden"] == (500,)
+    with pytest.raises(ConfigError, match="Gaussian decoder"):
+        rp.Plan(dataset="frey", binarize="dynamic")
+
+
+def test_a_wake_sleep_plan_is_its_own_reproduction_beside_aevbs():
+    aevb, ws = rp.Plan(dataset="digits"), rp.Plan(dataset="digits", algorithm="wake-sleep")
+    assert ws.name == aevb.name + "-wake-sleep" and aevb.name == "fig2-digits-paper-none"  # AEVB's names as before
+    assert ws.train_config(1438).algorithm == "wake-sleep" and aevb.train_config(1438).algorithm == "aevb"
+    assert ws.identity()["algorithm"] == "wake-sleep"
+    with pytest.raises(ConfigError, match="algorithm must be one of"):
+        rp.Plan(dataset="digits", algorithm="sleep-only")
+
+
+def test_a_manifest_from_before_wake_sleep_reads_as_aevb(tmp_path):
+    plan = rp.Plan(dataset="digits", latent_dims=(2,), budget=1000)
+    rp.write_manifest(tmp_path, plan, 1438)
+    path = rp.reproduction_dir(tmp_path, plan.name) / rp.MANIFEST
+    old = json.loads(path.read_text())
+    del old["algorithm"]
+    path.write_text(json.dumps(old))
+    assert rp.read_manifest(path)["algorithm"] == "aevb"
+    rp.write_manifest(tmp_path, plan, 1438)  # and the same plan continues it
+
+
+def test_the_comparison_keeps_the_algorithms_apart_and_the_papers_values_for_aevb():
+    series = [rp.Series(20, "test", "a", [1_000_000], [-120.0]),
+              rp.Series(20, "test", "w", [1_000_000], [-150.0], algorithm="wake-sleep")]
+    rows = {r["algorithm"]: r for r in rp.comparison(series)}
+    assert rows["aevb"]["test at 1e6"] == -120.0 and rows["aevb"]["paper at 1e6"] == -126.0
+    assert rows["wake-sleep"]["test at 1e6"] == -150.0 and rows["wake-sleep"]["paper at 1e6"] is None
+    assert rp.comparison(series, reference=())[0]["paper at 1e6"] is None  # Frey Face: none read off

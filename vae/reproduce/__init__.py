@@ -15,9 +15,11 @@ submitting what is unfinished), `results` (reading the series back, beside the p
 """
 from .manifold import manifold_picture, write_manifold_png
 from .plan import (
+    CONTINUOUS_DATASETS,
     DEFAULT_BUDGET,
     FIG4_LATENT_DIM,
     FIGURES,
+    FREY_LATENT_DIMS,
     MANIFEST,
     MANIFOLD_PNG,
     MAX_BUDGET,
@@ -27,6 +29,7 @@ from .plan import (
     SERIES_CSV,
     Plan,
     list_reproductions,
+    paper_latent_dims,
     read_manifest,
     reproduction_dir,
     write_manifest,
@@ -43,8 +46,9 @@ from .results import (
 )
 from .run import completed_epochs, job_spec, run_plan, submit_plan
 
-__all__ = ["DEFAULT_BUDGET", "FIG4_LATENT_DIM", "FIGURES", "MANIFEST", "MANIFOLD_PNG", "MAX_BUDGET", "PAPER_BUDGET",
-           "PAPER_FIG2_MNIST", "PAPER_LATENT_DIMS", "SAMPLES_PER_S_ONE_CORE", "SERIES_CSV", "Plan", "ReferencePoint",
-           "Series", "comparison", "completed_epochs", "figure_series", "job_spec", "list_reproductions",
-           "manifold_picture", "read_manifest", "reproduction_dir", "run_plan", "series_csv", "short", "submit_plan",
-           "write_manifest", "write_manifold_png", "write_series_csv"]
+__all__ = ["CONTINUOUS_DATASETS", "DEFAULT_BUDGET", "FIG4_LATENT_DIM", "FIGURES", "FREY_LATENT_DIMS", "MANIFEST",
+           "MANIFOLD_PNG", "MAX_BUDGET", "PAPER_BUDGET", "PAPER_FIG2_MNIST", "PAPER_LATENT_DIMS", "Plan",
+           "ReferencePoint", "SAMPLES_PER_S_ONE_CORE", "SERIES_CSV", "Series", "comparison",
+           "completed_epochs", "figure_series", "job_spec", "list_reproductions", "manifold_picture",
+           "paper_latent_dims", "read_manifest", "reproduction_dir", "run_plan", "series_csv", "short",
+           "submit_plan", "write_manifest", "write_manifold_png", "write_series_csv"]

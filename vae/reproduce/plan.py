@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import BINARIZE, PRESETS, ConfigError, TrainConfig, all_settings
+from ..config import ALGORITHMS, BINARIZE, PRESETS, ConfigError, TrainConfig, all_settings, preset_settings
 from ..data import BUILTIN_DATASETS
 from ..runs import RunError, validate_run_name
 from ..storage import atomic_write_bytes
@@ -24,6 +24,10 @@ from ..storage import atomic_write_bytes
 FIGURES = ("fig2", "fig4")
 LATENT_DIM = all_settings()["latent_dim"].bound  # a model's own limits (vae.config)
 PAPER_LATENT_DIMS = (3, 5, 10, 20, 200)  # figure 2's MNIST panels
+FREY_LATENT_DIMS = (2, 5, 10, 20)  # figure 2's Frey Face panels
+# Frey Face's pixels are grey levels of a photograph: the paper gives it a Gaussian decoder (appendix C.2),
+# and MNIST a Bernoulli one (C.1). A Gaussian decoder's bound is a density in nats, not a probability.
+CONTINUOUS_DATASETS = ("frey",)
 FIG4_LATENT_DIM = 2  # figure 4: a 2-D latent, decoded over a grid
 DEFAULT_BUDGET = 1e7  # training samples per latent size; the paper ran to 2e8
 PAPER_BUDGET = 2e8
@@ -32,7 +36,8 @@ REPRODUCTIONS = "reproductions"  # <runs>/reproductions/<name>/: manifest, serie
 MANIFEST = "reproduce.json"
 SERIES_CSV = "series.csv"
 MANIFOLD_PNG = "manifold.png"
-IDENTITY = ("figure", "dataset", "preset", "binarize", "seed")  # a manifest's settings that never change
+# A manifest's settings that never change (a manifest from before wake-sleep has no "algorithm": aevb).
+IDENTITY = ("figure", "dataset", "preset", "binarize", "algorithm", "seed")
 MAX_NAME = 56  # so that <name>-nz<K> stays within a run name's 64 characters
 NAME_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}$")
 # Training throughput on one core of the development machine (full MNIST, Nz = 20, batch 100, one torch
@@ -44,16 +49,17 @@ SAMPLES_PER_S_ONE_CORE = {"paper": 13_000, "default": 15_000}
 class Plan:
     figure: str = "fig2"
     dataset: str = "mnist"
-    latent_dims: tuple[int, ...] = PAPER_LATENT_DIMS
+    latent_dims: tuple[int, ...] = ()  # empty: the paper's panels for the data set (paper_latent_dims)
     budget: float = DEFAULT_BUDGET
     preset: str = "paper"
     binarize: str = "none"
+    algorithm: str = "aevb"  # or "wake-sleep": figure 2's baseline (Hinton et al. 1995), the same model
     seed: int = 0
     data_dir: str | None = None
     name: str = ""  # the runs are <name>-nz<K>; empty: derived from the settings
 
     def __post_init__(self):
-        dims = tuple(sorted({int(k) for k in self.latent_dims}))
+        dims = tuple(sorted({int(k) for k in self.latent_dims or paper_latent_dims(self.dataset)}))
         object.__setattr__(self, "latent_dims", dims)
         object.__setattr__(self, "budget", float(self.budget))
         checks = [
@@ -67,12 +73,17 @@ class Plan:
              f"the budget must be between 1 and {MAX_BUDGET:.0e} training samples, got {self.budget:g}"),
             (self.preset in PRESETS, f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}"),
             (self.binarize in BINARIZE, f"binarize must be one of {', '.join(BINARIZE)}, got {self.binarize!r}"),
+            (self.dataset not in CONTINUOUS_DATASETS or self.binarize == "none",
+             f"{self.dataset} has a Gaussian decoder (appendix C.2), so its pixels are not binarised; use "
+             "--binarize none"),
+            (self.algorithm in ALGORITHMS, f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message + ".")
         if not self.name:
-            object.__setattr__(self, "name", f"{self.figure}-{self.dataset}-{self.preset}-{self.binarize}")
+            suffix = "" if self.algorithm == "aevb" else f"-{self.algorithm}"  # AEVB's names are as before
+            object.__setattr__(self, "name", f"{self.figure}-{self.dataset}-{self.preset}-{self.binarize}{suffix}")
         if not NAME_PATTERN.match(self.name):
             raise ConfigError(f"the reproduction name {self.name!r} is not allowed; use up to {MAX_NAME} letters, "
                               "digits, '.', '_' or '-', starting with a letter or digit.")
@@ -85,12 +96,15 @@ class Plan:
         return max(1, math.ceil(self.budget / max(1, n_train)))
 
     def model_settings(self, latent_dim: int) -> dict:
-        """ModelConfig fields other than image_shape: the preset's network, a Bernoulli decoder (appendix C.1)."""
-        return {**PRESETS[self.preset]["model"], "latent_dim": int(latent_dim), "likelihood": "bernoulli"}
+        """ModelConfig fields other than image_shape: the preset's network for this data set (the paper's Frey
+        models had 200 hidden units), a Bernoulli decoder (appendix C.1), or a Gaussian one for Frey (C.2)."""
+        likelihood = "gaussian" if self.dataset in CONTINUOUS_DATASETS else "bernoulli"
+        return {**preset_settings(self.preset, self.dataset)["model"], "latent_dim": int(latent_dim),
+                "likelihood": likelihood}
 
     def train_config(self, n_train: int) -> TrainConfig:
-        return TrainConfig(**PRESETS[self.preset]["train"], epochs=self.epochs(n_train), binarize=self.binarize,
-                           seed=self.seed)
+        return TrainConfig(**preset_settings(self.preset, self.dataset)["train"], epochs=self.epochs(n_train),
+                           binarize=self.binarize, algorithm=self.algorithm, seed=self.seed)
 
     def expected_seconds(self, samples_per_s: float | None = None) -> float:
         """Rough training time of the whole plan, sizes one after another, at one core's throughput."""
@@ -100,6 +114,11 @@ class Plan:
     def identity(self) -> dict:
         """What must match for a second invocation to continue this reproduction rather than mix two."""
         return {key: getattr(self, key) for key in IDENTITY}
+
+
+def paper_latent_dims(dataset: str) -> tuple[int, ...]:
+    """The latent sizes of figure 2's panels for a data set: Frey Face's, else MNIST's."""
+    return FREY_LATENT_DIMS if dataset == "frey" else PAPER_LATENT_DIMS
 
 
 # -- the manifest -------------------------------------------------------------------------------
@@ -137,6 +156,8 @@ def read_manifest(path: str | os.PathLike) -> dict:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
+    if isinstance(data, dict):
+        data.setdefault("algorithm", "aevb")  # written before wake-sleep was a choice
     if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("name", *IDENTITY[:-1])):
         return {}
     sizes = data.get("sizes")

@@ -42,6 +42,7 @@ class Series:
     run: str
     samples: list[int] = field(default_factory=list)
     elbo: list[float] = field(default_factory=list)
+    algorithm: str = "aevb"  # or "wake-sleep": its bound is estimated the same way (estimator B, eq. 7)
 
     def at(self, samples: float) -> float | None:
         """The bound at the first epoch end at or past `samples` (None when the run has not got there)."""
@@ -60,7 +61,7 @@ def figure_series(runs_root: str | os.PathLike, manifest: dict) -> list[Series]:
         for split in ("train", "test"):
             rows = sorted((r for r in records if r.get("split") == split), key=lambda r: r.get("step", 0))
             out.append(Series(int(key), split, size["run"], [int(r.get("samples", 0)) for r in rows],
-                              [float(r["elbo"]) for r in rows]))
+                              [float(r["elbo"]) for r in rows], manifest.get("algorithm", "aevb")))
     return out
 
 
@@ -83,22 +84,23 @@ def write_series_csv(runs_root: str | os.PathLike, name: str) -> Path:
 
 def comparison(series: Sequence[Series], at: Sequence[float] = (1e6, 1e7, PAPER_BUDGET),
                reference: Sequence[ReferencePoint] = PAPER_FIG2_MNIST) -> list[dict]:
-    """One row per latent size: our train and test bound at each sample count, next to the paper's."""
-    by_size: dict[int, dict[str, Series]] = {}
+    """One row per algorithm and latent size: our train and test bound at each sample count, next to the
+    paper's (AEVB's read-off values; pass `reference=()` where there are none)."""
+    by_size: dict[tuple[str, int], dict[str, Series]] = {}
     for s in series:
-        by_size.setdefault(s.latent_dim, {})[s.split] = s
+        by_size.setdefault((s.algorithm, s.latent_dim), {})[s.split] = s
     rows = []
-    for k in sorted(by_size):
-        row: dict = {"Nz": k}
-        last = {split: (s.samples[-1], s.elbo[-1]) for split, s in by_size[k].items() if s.samples}
+    for algorithm, k in sorted(by_size):
+        row: dict = {"algorithm": algorithm, "Nz": k}
+        last = {split: (s.samples[-1], s.elbo[-1]) for split, s in by_size[algorithm, k].items() if s.samples}
         row["samples seen"] = max((n for n, _ in last.values()), default=None)
         row.update({f"{split} (last)": last[split][1] if split in last else None for split in ("train", "test")})
         for n in at:
             for split in ("train", "test"):
-                s = by_size[k].get(split)
+                s = by_size[algorithm, k].get(split)
                 row[f"{split} at {short(n)}"] = s.at(n) if s else None
-            row[f"paper at {short(n)}"] = next((p.elbo for p in reference if p.latent_dim == k and p.samples == n),
-                                               None)
+            row[f"paper at {short(n)}"] = next((p.elbo for p in reference if p.latent_dim == k and p.samples == n
+                                                and algorithm == "aevb"), None)
         rows.append(row)
     return rows
 
