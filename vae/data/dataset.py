@@ -2,8 +2,8 @@
 
 A `Dataset` holds float32 images in [0, 1], shaped [N, H, W], with read-only arrays, so one cached copy
 can be shared by every page. A set cut from a video (Frey Face) also keeps each image's frame index, its
-place in the video, so a map can be coloured by time where there are no labels. Anything a loader cannot use is refused with a `DataError` whose message is
-one sentence naming the file or set and the problem.
+place in the video, so a map can be coloured by time where there are no labels. Anything a loader cannot
+use is refused with a `DataError` whose message is one sentence naming the file or set and the problem.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The file is `frey_rawface.mat` as Sam Roweis's data page distributes it: a MATLAB (v5) file holding one
 variable `ff`, uint8, shape 560 x 1965, one frame per column, each column a 28 x 20 image in row-major
 order (`ff.T.reshape(-1, 28, 20)`). It is read with `scipy.io.loadmat` (never pickle), after
-`scipy.io.whosmat` has checked the variable's shape and class without reading its values. Where it is
+`matfile.py` has walked its layout and checked the variable's class, shape and size. Where it is
 looked for, first match wins (as for the IDX sets): `--data-dir DIR` (DIR holds the file), then
 `$VAE_DATA_DIR/frey/`. Pixels are scaled to [0, 1]; there are no labels, and every image keeps its frame
 index (its place in the video), so the map can be coloured by time.
@@ -19,13 +19,14 @@ the face returns to the same expressions over the video, so no split of one vide
 """
 from __future__ import annotations
 
+import io
 import os
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .dataset import SPLIT_SEED, DataError, Dataset, scale_uint8
+from .matfile import MatLayoutError, find_variable
 
 FREY_FILE = "frey_rawface.mat"
 FREY_VARIABLE = "ff"
@@ -72,35 +73,37 @@ def frey_split(n: int = FREY_FRAMES) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_frey(path: str | os.PathLike) -> np.ndarray:
-    """The frames of frey_rawface.mat as uint8 [1965, 28, 20], in the video's order; anything else is refused."""
-    from scipy.io import loadmat, whosmat  # imported late: keeps `import vae.data` light
+    """The frames of frey_rawface.mat as uint8 [1965, 28, 20], in the video's order; anything else is refused.
+    Its layout is checked first (vae/data/matfile.py: scipy's reader can crash on a damaged file)."""
+    from scipy.io import loadmat  # imported late: keeps `import vae.data` light
     from scipy.io.matlab import MatReadError
 
     path = Path(path)
     where = f"{path.name} in {path.parent}"
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
-        raise DataError(f"{where} is {size / 2**20:.0f} MB, far larger than Frey Face's 1.1 MB, so it is not that file.")
-    unreadable = (MatReadError, ValueError, TypeError, OSError, EOFError, NotImplementedError, zlib.error)
+        raise DataError(f"{where} is {size / 2**20:.0f} MB, far larger than Frey Face's 1.1 MB, "
+                        "so it is not that file.")
     try:
-        variables = {name: (shape, kind) for name, shape, kind in whosmat(str(path))}
-    except unreadable as err:
-        raise DataError(f"{where} is not a MATLAB file that can be read ({err}).") from err
-    if FREY_VARIABLE not in variables:
-        found = ", ".join(sorted(variables)) or "none"
-        raise DataError(f"{where} has no variable '{FREY_VARIABLE}' (it holds: {found}), so it is not Frey Face.")
-    shape, kind = variables[FREY_VARIABLE]
+        ff, others = find_variable(path.read_bytes(), FREY_VARIABLE, max_bytes=MAX_FILE_BYTES)
+    except MatLayoutError as err:
+        raise DataError(f"{where} is not a MATLAB v5 file that can be read ({err}).") from err
+    except OSError as err:
+        raise DataError(f"{where} could not be read ({err}).") from err
+    if ff is None:
+        raise DataError(f"{where} has no variable '{FREY_VARIABLE}' (it holds: {', '.join(others) or 'none'}), "
+                        "so it is not Frey Face.")
     expected = (FREY_SHAPE[0] * FREY_SHAPE[1], FREY_FRAMES)
-    if tuple(shape) != expected or kind != "uint8":
-        raise DataError(f"{where} holds '{FREY_VARIABLE}' as {kind} {' x '.join(map(str, shape))}, "
+    if ff.shape != expected or ff.kind != "uint8" or ff.scipy_bytes is None:
+        raise DataError(f"{where} holds '{FREY_VARIABLE}' as {ff.kind} {' x '.join(map(str, ff.shape))}, "
                         f"not Frey Face's uint8 {expected[0]} x {expected[1]} (one 28 x 20 image per column).")
-    try:
-        ff = loadmat(str(path), variable_names=[FREY_VARIABLE])[FREY_VARIABLE]
-    except unreadable as err:
-        raise DataError(f"{where} is truncated or damaged: its '{FREY_VARIABLE}' could not be read ({err}).") from err
-    if ff.shape != expected or ff.dtype != np.uint8:  # whosmat read the header; the values must agree
-        raise DataError(f"{where} holds '{FREY_VARIABLE}' as {ff.dtype} {ff.shape}, not uint8 {expected}.")
-    return np.ascontiguousarray(ff.T).reshape(-1, *FREY_SHAPE)  # a column is one image, row-major
+    try:  # only the bytes checked above: the header and ff's element
+        values = loadmat(io.BytesIO(ff.scipy_bytes), variable_names=[FREY_VARIABLE])[FREY_VARIABLE]
+    except (MatReadError, ValueError, TypeError, IndexError, KeyError, EOFError, NotImplementedError) as err:
+        raise DataError(f"{where} is damaged: its '{FREY_VARIABLE}' could not be read ({err}).") from err
+    if values.shape != expected or values.dtype != np.uint8:  # the check and scipy must agree
+        raise DataError(f"{where} holds '{FREY_VARIABLE}' as {values.dtype} {values.shape}, not uint8 {expected}.")
+    return np.ascontiguousarray(values.T).reshape(-1, *FREY_SHAPE)  # a column is one image, row-major
 
 
 def load_frey(path: str | os.PathLike) -> Dataset:
