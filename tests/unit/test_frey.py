@@ -11,8 +11,9 @@ import pytest
 import scipy.io
 
 from vae.checkpoint import load_checkpoint
-from vae.data import DataError, available_datasets, builtin, load_dataset
+from vae.data import DataError, Dataset, available_datasets, builtin, load_dataset
 from vae.data.frey import BLOCK, FREY_FILE, frey_split, read_frey
+from vae.export import coordinates_csv
 
 TEST_BLOCKS = [1, 3, 7, 17, 24, 28, 46, 57, 75, 79]  # the held-out blocks of 20 frames: a checkpoint's test set
 
@@ -95,6 +96,20 @@ def test_images_keep_their_frame_index_read_only(frey):
     assert frey.frame_test.dtype == np.int64
     with pytest.raises(ValueError):
         frey.frame_test[0] = 0
+
+
+def test_frame_indices_must_match_the_images():
+    x = np.zeros((3, 2, 2), np.float32)
+    with pytest.raises(ValueError, match="frame_train has 2 entries for 3 images"):
+        Dataset("video", x, None, x[:1], None, None, "here", frame_train=np.arange(2), frame_test=np.arange(1))
+
+
+def test_the_coordinates_csv_gains_a_frame_column_for_frames_only():
+    def csv(**frames):
+        return coordinates_csv(np.array([1, 0]), np.zeros((2, 2)), np.zeros((2, 3)), None, str, **frames).decode()
+    framed = csv(frames=np.array([20, 21])).splitlines()
+    assert framed[0] == "index,label,class,frame,x,y,mu_0,mu_1,mu_2" and framed[1].startswith("1,,,21,")
+    assert csv().splitlines()[0] == "index,label,class,x,y,mu_0,mu_1,mu_2"  # unchanged for every other set
 
 
 def test_a_second_load_reads_the_cache_frames_and_all(frey, frey_dir, monkeypatch):
