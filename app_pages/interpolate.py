@@ -20,6 +20,9 @@ if ck is None or data is None:
 
 enc = state.encoding(ck, "test")
 n = len(enc.mu)
+# Test images 0 and 1: two digits, usually of different classes; a video's (Frey Face's) are neighbouring
+# frames, nearly one expression, so its path runs from the first test frame to the last instead.
+default_end = n - 1 if enc.frames is not None else min(1, n - 1)
 LINKS = [links.Link("start", "ip_i0", links.int_in(0, n - 1)), links.Link("end", "ip_i1", links.int_in(0, n - 1)),
          links.Link("path", "ip_kind", links.one_of("linear", "spherical")),
          links.Link("frames", "ip_steps", links.int_in(5, 40))]
@@ -44,13 +47,13 @@ if mode == "by class" and enc.labels is not None:
 elif mode == "on the map":
     target = st.radio("A click on the map sets", ["start", "end"], horizontal=True, key="ip_target")
     st.session_state.setdefault("ip_start", 0)
-    st.session_state.setdefault("ip_end", min(1, n - 1))
+    st.session_state.setdefault("ip_end", default_end)
     start, end = st.session_state.ip_start, st.session_state.ip_end
 else:
     if mode == "by class":
         st.info("This data set has no labels; choose the end points by index.")
     start = int(a.number_input("Start: test image index", 0, n - 1, 0, key="ip_i0"))
-    end = int(b.number_input("End: test image index", 0, n - 1, min(1, n - 1), key="ip_i1"))
+    end = int(b.number_input("End: test image index", 0, n - 1, default_end, key="ip_i1"))
 
 kind = st.radio("Path", ["linear", "spherical"], horizontal=True, key="ip_kind",
                 help="Spherical (slerp) follows a great circle, keeping the path at a typical distance from "

@@ -39,7 +39,7 @@ def test_the_frey_map_is_coloured_by_frame(browser, frey_app):
         chart = main.locator("div.stPlotlyChart").first
         bar = chart.locator("g.colorbar").filter(has=page.locator("text", has_text="frame"))
         bar.wait_for(timeout=30_000)
-        assert "200 test images" in chart.locator("text.gtitle").inner_text()
+        assert "200 test images" in chart.locator("text.gtitle").text_content()
         assert_no_errors(page, frey_app)
         screenshot(page, "frey-latent-space")
     finally:

@@ -54,10 +54,14 @@ def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height
     Each frame: {"name", "coords" [P, 2], "samples" and "reconstructions" uint8 grids}. `video_frames`: each
     map point's frame in the video its data set was cut from (Frey Face), coloured on a scale with a colour bar
     titled "frame" (as on the Latent space page) in place of classes."""
-    fig = make_subplots(rows=1, cols=3, column_widths=[0.5, 0.25, 0.25], horizontal_spacing=0.04,
+    # A map coloured by frame keeps its colour bar in a wider gap between the map and the samples.
+    fig = make_subplots(rows=1, cols=3, column_widths=[0.5, 0.25, 0.25],
+                        horizontal_spacing=0.04 if video_frames is None else 0.1,
                         subplot_titles=(f"posterior means of {len(labels)} test images",
                                         "samples from fixed z ~ N(0, I)",
                                         "test images, reconstructed below"))
+    if video_frames is not None:  # the narrower last column: its title ends at the figure's edge, not past it
+        fig.layout.annotations[2].update(x=1, xanchor="right")
     unlabelled = labels is None or (labels < 0).all() or video_frames is not None
     classes = [None] if unlabelled else [int(c) for c in np.unique(labels)]
 
@@ -76,7 +80,7 @@ def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height
             out.append(go.Scatter(x=x, y=y, mode="markers", name=name, hoverinfo="name",
                                   marker=dict(size=6, color=PALETTE[(c or 0) % len(PALETTE)], opacity=0.8)))
             if video_frames is not None:  # the frame scale of the Latent space page, its bar beside the map
-                out[-1].update(marker=frame_marker(video_frames, fig.layout.xaxis.domain[1]),
+                out[-1].update(marker=frame_marker(video_frames, fig.layout.xaxis.domain[1] + 0.01),
                                hovertemplate=f"{FRAME_TITLE} %{{marker.color}}<extra></extra>")
         for key in ("samples", "reconstructions"):  # PNG: a few KB per grid, against ~18 KB as a typed array
             out.append(go.Image(source=png_data_uri(frame[key]), hoverinfo="skip"))
