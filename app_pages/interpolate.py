@@ -20,6 +20,9 @@ if ck is None or data is None:
 
 enc = state.encoding(ck, "test")
 n = len(enc.mu)
+# Test images 0 and 1: two digits, usually of different classes; a video's (Frey Face's) are neighbouring
+# frames, nearly one expression, so its path runs from the first test frame to the last instead.
+default_end = n - 1 if enc.frames is not None else min(1, n - 1)
 LINKS = [links.Link("start", "ip_i0", links.int_in(0, n - 1)), links.Link("end", "ip_i1", links.int_in(0, n - 1)),
          links.Link("path", "ip_kind", links.one_of("linear", "spherical")),
          links.Link("frames", "ip_steps", links.int_in(5, 40))]
@@ -44,13 +47,13 @@ if mode == "by class" and enc.labels is not None:
 elif mode == "on the map":
     target = st.radio("A click on the map sets", ["start", "end"], horizontal=True, key="ip_target")
     st.session_state.setdefault("ip_start", 0)
-    st.session_state.setdefault("ip_end", min(1, n - 1))
+    st.session_state.setdefault("ip_end", default_end)
     start, end = st.session_state.ip_start, st.session_state.ip_end
 else:
     if mode == "by class":
         st.info("This data set has no labels; choose the end points by index.")
     start = int(a.number_input("Start: test image index", 0, n - 1, 0, key="ip_i0"))
-    end = int(b.number_input("End: test image index", 0, n - 1, min(1, n - 1), key="ip_i1"))
+    end = int(b.number_input("End: test image index", 0, n - 1, default_end, key="ip_i1"))
 
 kind = st.radio("Path", ["linear", "spherical"], horizontal=True, key="ip_kind",
                 help="Spherical (slerp) follows a great circle, keeping the path at a typical distance from "
@@ -62,15 +65,22 @@ path = interpolate(enc.mu[start], enc.mu[end], steps, kind)
 frames = decode(ck.model, path)
 t = np.linspace(0, 1, steps)
 
+
+
+def name_of(row: int) -> str:
+    """What a test image is called in the title: its class, else its frame in the video, else its index."""
+    if enc.labels is not None:
+        return data.label_name(int(enc.labels[row]))
+    return f"frame {int(enc.frames[row])}" if enc.frames is not None else str(row)
+
+
 left, right = st.columns([2, 3])
 with left:
-    start_name = data.label_name(int(enc.labels[start])) if enc.labels is not None else start
-    st.plotly_chart(image_frames(frames, t, title=f"{start_name}"
-                                 f" → {data.label_name(int(enc.labels[end])) if enc.labels is not None else end}"),
+    st.plotly_chart(image_frames(frames, t, title=f"{name_of(start)} → {name_of(end)}"),
                     key="ip_frames", config={"displayModeBar": False})
 with right:
     coords, path_2d = pca_with_path(enc.mu, path)
-    fig = latent_map(coords, np.arange(n), enc.labels, data.class_names, path=path_2d, height=460,
+    fig = latent_map(coords, np.arange(n), enc.labels, data.class_names, path=path_2d, height=460, frames=enc.frames,
                      title="the path on the map" + (" (PCA)" if ck.model_config.latent_dim > 2 else ""))
     event = st.plotly_chart(fig, key="ip_map", on_select="rerun" if mode == "on the map" else "ignore",
                             selection_mode="points")
@@ -91,6 +101,7 @@ explain("Why interpolate in the latent space?", """
 The decoder p(x|z) maps every point z to an image, not only the posterior means of the training set.
 Walking from one image's code to another's shows whether the space between them decodes to plausible
 images: a smooth VAE latent space (kept smooth by the KL term of eq. 7, which asks every q(z|x) to
-overlap the prior) morphs one digit into another. Linear paths cut through the middle; in many
-dimensions the prior's mass sits on a shell, and the spherical path (slerp) stays on it.
+overlap the prior) morphs one digit into another, or one expression of a face into the next. Linear
+paths cut through the middle; in many dimensions the prior's mass sits on a shell, and the spherical path
+(slerp) stays on it.
 """)

@@ -40,11 +40,12 @@ if note:
 std = np.exp(0.5 * enc.logvar) if show_std and d == 2 else None
 drawn = method if note is None else "pca"  # what the map shows while a slow projection is computed
 fig = shared_figure("latent_map", (ck.sha256, split, drawn, std is not None, len(index)), lambda: latent_map(
-    coords, index, enc.labels, data.class_names, std=std,
+    coords, index, enc.labels, data.class_names, std=std, frames=enc.frames,
     title=f"{len(index):,} {split} images, posterior means ({NAMES[drawn]})"))
 event = st.plotly_chart(fig, key="latent_map", on_select="rerun", selection_mode=("points", "box", "lasso"))
 # A callable: the CSV (11 MB for 70k points in 16-D) is made when the button is pressed, not on every rerun.
-st.download_button("Coordinates (CSV)", partial(coordinates_csv, index, coords, enc.mu, enc.labels, data.label_name),
+st.download_button("Coordinates (CSV)", partial(coordinates_csv, index, coords, enc.mu, enc.labels, data.label_name,
+                                                enc.frames),
                    file_name=f"{ck.label}-{split}-{method}.csv", mime="text/csv", key="map_csv", on_click="ignore",
                    icon=":material/download:", help="Each point's index, label, map position and posterior mean.")
 
@@ -59,6 +60,8 @@ if chosen:
     show_images(np.concatenate([x, reconstruct(ck.model, x)]), ncols=len(chosen))
     if enc.labels is not None:
         st.caption("Labels: " + ", ".join(data.label_name(int(enc.labels[i])) for i in chosen))
+    elif enc.frames is not None:
+        st.caption("Frames: " + ", ".join(str(int(enc.frames[i])) for i in chosen))
 else:
     st.caption("Click a point, or drag a box or lasso on the map, to see those images and their reconstructions.")
 
@@ -76,4 +79,9 @@ pulls every posterior towards the prior N(0, I), so the map stays centred and co
 reconstruction term spreads images apart so that each can be decoded back. Classes that form
 separate clusters were told apart without labels. With a larger latent, PCA, UMAP or t-SNE squash it
 to two dimensions: distances in those pictures are only roughly faithful.
+
+Frey Face has no labels: its 1,965 images are the frames of one video, so the map is coloured by frame
+number instead. Nobody told the encoder which frames follow each other, yet neighbouring frames (close
+colours) tend to land close together: the face changes pose and expression slowly, so consecutive frames
+are similar images, and similar images get similar codes.
 """)

@@ -7,6 +7,7 @@ import streamlit as st
 from ui import state
 from ui.figures.frames import replay_figure
 from ui.widgets import explain
+from vae.data import DataError
 from vae.pictures import tile, to_uint8
 from vae.runs import LOCK
 from vae.snapshots import evenly, load_snapshots, replay_coords, snapshot_dir, snapshot_files
@@ -31,7 +32,7 @@ snaps = snapshots(str(folder), stamp) if files else []
 
 
 @st.cache_resource(max_entries=8, show_spinner="Preparing the replay…")
-def figure(folder: str, stamp: tuple, latent_dim: int, class_names: tuple | None):
+def figure(folder: str, stamp: tuple, latent_dim: int, class_names: tuple | None, video_frames: tuple | None):
     """The animation, built once per run state: 40 frames of traces and PNGs take seconds on a busy server.
     A resource, not data: every session reads the one figure (st.plotly_chart copies it), so it is never
     pickled and unpickled, which cost as much again as building it."""
@@ -42,12 +43,28 @@ def figure(folder: str, stamp: tuple, latent_dim: int, class_names: tuple | None
                "samples": to_uint8(tile(s.samples / 255.0, 4)),
                "reconstructions": to_uint8(tile(np.concatenate([s.inputs[:8], s.reconstructions[:8]]) / 255.0, 8))}
               for s, c in zip(shown, coords, strict=True)]
-    return replay_figure(frames, shown[-1].labels, list(class_names) if class_names else None), len(shown)
+    return replay_figure(frames, shown[-1].labels, list(class_names) if class_names else None,
+                         video_frames=np.asarray(video_frames) if video_frames else None), len(shown)
+
+
+def video_frames(ck, snap) -> tuple | None:
+    """Each map point's frame in the video, for a data set cut from one (Frey Face), else None. Only a set
+    without classes can be one, so the data of a labelled model is never loaded here."""
+    if (ck.dataset or {}).get("class_names"):
+        return None
+    try:
+        frame_test = state.dataset_for(ck).frame_test
+    except DataError:
+        return None  # the replay needs nothing but the snapshots: its map is drawn in one colour
+    if frame_test is None or len(snap.index) == 0 or snap.index.max() >= len(frame_test):
+        return None
+    return tuple(int(f) for f in frame_test[snap.index])
 
 
 def replay(ck, snaps, folder, stamp) -> None:
     names = (ck.dataset or {}).get("class_names")
-    fig, n_shown = figure(str(folder), stamp, ck.model_config.latent_dim, tuple(names) if names else None)
+    fig, n_shown = figure(str(folder), stamp, ck.model_config.latent_dim, tuple(names) if names else None,
+                          video_frames(ck, snaps[-1]))
     st.plotly_chart(fig, key="replay", config={"displayModeBar": False})
     st.caption(f"{len(snaps)} snapshots (epoch 0 is the untrained model)"
                + (f", {n_shown} shown at evenly spaced epochs" if n_shown < len(snaps) else "")
@@ -95,6 +112,7 @@ grey noise and reconstructions all look alike. Each step of the AEVB algorithm (
 gradient of the SGVB estimate of the ELBO (eq. 7): the reconstruction term E[log p(x|z)] pushes images that
 must be decoded differently apart, while the KL term pulls every posterior back towards the prior. Watch
 classes separate first, then details sharpen; the KL per dimension shows which latent dimensions the model
-starts to use, and when. The same 500 test images, the same prior draws z and the same 8 test images are
-used at every epoch, so every change you see is the model's.
+starts to use, and when. (A Frey Face model has no classes: its map is coloured by frame; watch whether
+neighbouring frames gather as it trains.) The same 500 test images, the same prior draws z and the same 8
+test images are used at every epoch, so every change you see is the model's.
 """)

@@ -9,6 +9,7 @@ from ui.canvas import draw_canvas
 from ui.figures.maps import map_with_posterior
 from ui.widgets import explain, fail, show_images
 from vae.checkpoint import CheckpointError
+from vae.data import BUILTIN_DATASETS
 from vae.derived import YOUR_INPUT_K, read_reference_log_likelihoods
 from vae.inputs import (
     InputError,
@@ -22,6 +23,8 @@ from vae.inputs import (
 from vae.latent import reconstruct
 from vae.metrics import posterior_stats
 from vae.precision import format_bound
+
+DIGIT_SETS = ("mnist-5k", "mnist", "digits")  # what the canvas and MNIST's preprocessing are made for
 
 
 def reference_log_likelihoods(ck, k: int):
@@ -95,8 +98,8 @@ def show_model(key: str, label: str, ck, x: np.ndarray | None, k: int, slot: int
     posterior = (centre, posterior_ellipse(centre, jacobian, logvar[0])) if x is not None else (None, None)
     title = ("Test images and your input" if x is not None else "Test images") + \
         (" (PCA)" if ck.model_config.latent_dim > 2 else "")
-    st.plotly_chart(map_with_posterior(coords, enc.labels, data.class_names, *posterior, title=title),
-                    key=f"yi_map_{slot}")
+    st.plotly_chart(map_with_posterior(coords, enc.labels, data.class_names, *posterior, title=title,
+                                       frames=enc.frames), key=f"yi_map_{slot}")
     return pending
 
 
@@ -105,6 +108,11 @@ def main() -> None:
     if ck is None:
         st.info("No model yet: train one on the Train page.")
         return
+    name = (ck.dataset or {}).get("name")
+    if name in BUILTIN_DATASETS and name not in DIGIT_SETS:
+        st.info(f"This model learned {name}, not digits, while this page prepares your drawing or image as the "
+                "ink of a digit (cropped to its strokes and fitted into the model's frame), so expect the nearest "
+                "of the model's own images back rather than a copy of yours.")
     left, right = st.columns([1, 1])
     with left:
         try:

@@ -8,8 +8,8 @@ headless Chromium; each folder's conftest.py holds its own layer's fixtures. The
 package) on sys.path: a test module imports non-test helpers as `from tests.browser.support import ...`.
 Nothing is imported from a conftest.py, and no test module imports another.
 
-A test that needs something a user's machine may lack (Chromium, the full MNIST files, Debian's
-Fashion-MNIST package) calls the `require` fixture: it skips with a reason on a user's machine, and fails
+A test that needs something a user's machine may lack (Chromium, the full MNIST files, Frey Face's file,
+Debian's Fashion-MNIST package) calls the `require` fixture: it skips with a reason on a user's machine, and fails
 under CI=true, so a green CI run means every test ran.
 """
 from __future__ import annotations
@@ -115,6 +115,14 @@ def mnist_dir(repo, require) -> Path:
     path = Path(os.environ.get("VAE_TEST_MNIST_DIR", repo.parent / "shared" / "data" / "mnist"))
     require((path / "train-images-idx3-ubyte.gz").exists() or (path / "train-images-idx3-ubyte").exists(),
             f"full MNIST IDX files not found in {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def frey_dir(repo, require) -> Path:
+    """Folder holding Frey Face's frey_rawface.mat (../shared/data/frey or $VAE_TEST_FREY_DIR)."""
+    path = Path(os.environ.get("VAE_TEST_FREY_DIR", repo.parent / "shared" / "data" / "frey"))
+    require((path / "frey_rawface.mat").is_file(), f"Frey Face's frey_rawface.mat not found in {path}")
     return path
 
 

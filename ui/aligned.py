@@ -53,7 +53,7 @@ def render(cks: dict[str, Checkpoint]) -> None:
     for col, label, coords, enc, key in ((left, ref_label, maps.reference, enc_ref, "cmp_map_ref"),
                                          (right, other_label, maps.other, enc_other, "cmp_map_other")):
         fig = latent_map(coords, index, enc.labels, data.class_names, height=460, title=label,
-                         highlight=coords[selected] if len(selected) else None)
+                         highlight=coords[selected] if len(selected) else None, frames=enc.frames)
         events[key] = col.plotly_chart(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
     changed = False
     for key in ("cmp_map_ref", "cmp_map_other"):  # a map whose own selection changed sets the shared one

@@ -135,6 +135,7 @@ class Encoding:
     logvar: np.ndarray  # [N, D]
     labels: np.ndarray | None
     parts: tuple[np.ndarray, ...]  # the data set's own image arrays, in order (never copied)
+    frames: np.ndarray | None = None  # each row's frame in the video it was cut from (Frey Face), else None
 
     def images(self, rows) -> np.ndarray:
         """Images of the given rows, looked up in the data set's arrays."""
@@ -152,14 +153,20 @@ SPLITS = ("test", "train", "all")
 
 @st.cache_resource(max_entries=8, show_spinner="Encoding the data set…")
 def _encode(sha256: str, split: str, _ck: Checkpoint, _data: Dataset) -> Encoding:
-    splits = {"test": [(_data.x_test, _data.y_test)], "train": [(_data.x_train, _data.y_train)]}
+    splits = {"test": [(_data.x_test, _data.y_test, _data.frame_test)],
+              "train": [(_data.x_train, _data.y_train, _data.frame_train)]}
     parts = splits["train"] + splits["test"] if split == "all" else splits[split]
-    ys = [y for _, y in parts]
-    labels = None if any(y is None for y in ys) else np.concatenate(ys)
-    mu, logvar = map(np.concatenate, zip(*(posterior_stats(_ck.model, x) for x, _ in parts), strict=True))
-    for arr in (mu, logvar) + ((labels,) if labels is not None else ()):
-        arr.setflags(write=False)  # shared by every session
-    return Encoding(mu=mu, logvar=logvar, labels=labels, parts=tuple(x for x, _ in parts))
+    labels, frames = (_joined([part[k] for part in parts]) for k in (1, 2))
+    mu, logvar = map(np.concatenate, zip(*(posterior_stats(_ck.model, x) for x, _, _ in parts), strict=True))
+    for arr in (mu, logvar, labels, frames):
+        if arr is not None:
+            arr.setflags(write=False)  # shared by every session
+    return Encoding(mu=mu, logvar=logvar, labels=labels, parts=tuple(x for x, _, _ in parts), frames=frames)
+
+
+def _joined(arrays: list[np.ndarray | None]) -> np.ndarray | None:
+    """The splits' labels (or frame indices) one after another; None unless every split has them."""
+    return None if any(a is None for a in arrays) else np.concatenate(arrays)
 
 
 def encoding(ck: Checkpoint, split: str = "test") -> Encoding:

@@ -37,15 +37,18 @@ def gif_bytes(frames: np.ndarray, *, target: int = 168, frame_ms: int = 80, boun
 
 
 def coordinates_csv(index: np.ndarray, coords: np.ndarray, mu: np.ndarray, labels: np.ndarray | None,
-                    label_name) -> bytes:
-    """One row per point: its row in the split, label and class name, the map's x and y, and the
-    posterior mean in every latent dimension (so the map can be redrawn or re-projected elsewhere)."""
+                    label_name, frames: np.ndarray | None = None) -> bytes:
+    """One row per point: its row in the split, label and class name (and, for a video's frames, its frame),
+    the map's x and y, and the posterior mean in every latent dimension (so the map can be redrawn or
+    re-projected elsewhere)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     d = mu.shape[1]
-    writer.writerow(["index", "label", "class", "x", "y", *(f"mu_{k}" for k in range(d))])
+    writer.writerow(["index", "label", "class", *(["frame"] if frames is not None else []), "x", "y",
+                     *(f"mu_{k}" for k in range(d))])
     for row, (x, y) in zip(np.asarray(index), np.asarray(coords), strict=True):
         label = "" if labels is None else int(labels[row])
         name = "" if labels is None else label_name(int(labels[row]))
-        writer.writerow([int(row), label, name, f"{x:.5f}", f"{y:.5f}", *(f"{v:.5f}" for v in mu[row])])
+        frame = [int(frames[row])] if frames is not None else []
+        writer.writerow([int(row), label, name, *frame, f"{x:.5f}", f"{y:.5f}", *(f"{v:.5f}" for v in mu[row])])
     return buffer.getvalue().encode()

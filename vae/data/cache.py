@@ -7,8 +7,8 @@ uint8 in an uncompressed `.npz` (mnist-5k: 4 MB, read in milliseconds), under
 
 An entry is keyed by the files it was parsed from (path, size, modification time) and this module's
 format, so a changed source is parsed again; a damaged entry is deleted and parsed again, never trusted.
-Images are stored as uint8 only when that is exact (every pixel value k/scale, as both packages' and the
-IDX files' are); otherwise nothing is cached. Writing is best effort: an unwritable folder costs speed,
+Images are stored as uint8 only when that is exact (every pixel value k/scale, as both packages', the
+IDX files' and Frey Face's are); otherwise nothing is cached. Writing is best effort: an unwritable folder costs speed,
 not correctness.
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..storage import atomic_write_bytes
 FORMAT = 1  # bump when what is stored changes
 IMAGES = ("x_train", "x_test")
 LABELS = ("y_train", "y_test")
+FRAMES = ("frame_train", "frame_test")  # a video's frame indices (Frey Face); absent for other sets
 SCALES = (255, 16)  # 8-bit pixels; scikit-learn's digits count 0..16 set pixels
 
 
@@ -52,13 +53,14 @@ def entry_path(name: str, key: str) -> Path:
 
 
 def read(name: str, key: str) -> dict | None:
-    """The fields of a cached Dataset (float32 images in [0, 1], int64 labels or None, its strings), or None."""
+    """The fields of a cached Dataset (float32 images in [0, 1], int64 labels and frames or None, its strings),
+    or None."""
     path = entry_path(name, key)
     try:
         with np.load(path, allow_pickle=False) as f:
             meta = json.loads(str(f["meta"]))
             fields = {k: (f[k].astype(np.float32) / np.float32(meta["scale"])) for k in IMAGES}
-            fields.update({k: (f[k] if k in f.files else None) for k in LABELS})
+            fields.update({k: (f[k] if k in f.files else None) for k in LABELS + FRAMES})
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # damaged: parse again
@@ -76,7 +78,7 @@ def write(name: str, key: str, fields: dict) -> bool:
     if scale is None:
         return False
     arrays = {k: np.rint(fields[k] * np.float32(scale)).astype(np.uint8) for k in IMAGES}
-    arrays.update({k: fields[k] for k in LABELS if fields[k] is not None})
+    arrays.update({k: fields[k] for k in LABELS + FRAMES if fields.get(k) is not None})
     meta = {"format": FORMAT, "scale": scale, "name": fields["name"], "source": fields["source"],
             "class_names": list(fields["class_names"]) if fields["class_names"] is not None else None,
             "notes": list(fields["notes"])}

@@ -1,8 +1,9 @@
 """The data set every loader returns, its one error, and the seeded split they share.
 
 A `Dataset` holds float32 images in [0, 1], shaped [N, H, W], with read-only arrays, so one cached copy
-can be shared by every page. Anything a loader cannot use is refused with a `DataError` whose message is
-one sentence naming the file or set and the problem.
+can be shared by every page. A set cut from a video (Frey Face) also keeps each image's frame index, its
+place in the video, so a map can be coloured by time where there are no labels. Anything a loader cannot
+use is refused with a `DataError` whose message is one sentence naming the file or set and the problem.
 """
 from __future__ import annotations
 
@@ -27,17 +28,23 @@ class Dataset:
     class_names: tuple[str, ...] | None  # label -> name
     source: str  # a path, or the package the set ships in
     notes: tuple[str, ...] = ()  # what was done to the data that the user should be told
+    frame_train: np.ndarray | None = None  # int64 [N]: each image's frame in the video it was cut from
+    frame_test: np.ndarray | None = None
 
     def __post_init__(self):
         # Read-only arrays make sharing the cached copy safe: code that tried to
         # normalise in place fails loudly instead of corrupting every page's data.
-        for field, dtype in (("x_train", np.float32), ("y_train", np.int64),
-                             ("x_test", np.float32), ("y_test", np.int64)):
+        for field, dtype in (("x_train", np.float32), ("y_train", np.int64), ("x_test", np.float32),
+                             ("y_test", np.int64), ("frame_train", np.int64), ("frame_test", np.int64)):
             arr = getattr(self, field)
             if arr is not None:
                 arr = np.ascontiguousarray(arr, dtype=dtype)
                 arr.flags.writeable = False
                 object.__setattr__(self, field, arr)
+        for x, frames in (("x_train", "frame_train"), ("x_test", "frame_test")):
+            if getattr(self, frames) is not None and len(getattr(self, frames)) != len(getattr(self, x)):
+                raise ValueError(f"{self.name}: {frames} has {len(getattr(self, frames))} entries for "
+                                 f"{len(getattr(self, x))} images.")
         if self.class_names is not None:
             object.__setattr__(self, "class_names", tuple(self.class_names))
         object.__setattr__(self, "notes", tuple(self.notes))
