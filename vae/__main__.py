@@ -114,7 +114,7 @@ def _add_reproduce(sub) -> None:
     r.add_argument("--out", required=True, help="the runs folder to train into (the app reads runs/ or $VAE_RUNS_DIR)")
     r.add_argument("--name", help="runs are named <name>-nz<K> (default: <figure>-<dataset>-<preset>-<binarize>)")
     r.add_argument("--latent-dims", type=int, nargs="+",
-                   help="latent sizes (fig2 default: the paper's panels, 3 5 10 20 200, or 2 5 10 20 for frey; "
+                   help="latent sizes (fig2 default: 3 5 10 20 200, the paper's MNIST panels; 2 5 10 20 for frey; "
                         "fig4: 2)")
     r.add_argument("--budget", type=_budget,
                    help="training samples per latent size, rounded up to whole epochs (default 1e7; the paper "

@@ -214,6 +214,7 @@ def test_cli_help_explains_binarisation_and_the_layout(vae_cli):
     # the help writes the plan's defaults out (so that it answers without importing torch): they must agree
     assert "default 1e7" in text and rp.DEFAULT_BUDGET == 1e7 == rp.Plan().budget
     assert "default: 3 5 10 20 200" in text and rp.Plan().latent_dims == (3, 5, 10, 20, 200)
+    assert "2 5 10 20 for frey" in text and rp.Plan(dataset="frey").latent_dims == (2, 5, 10, 20)
 
 
 @pytest.mark.slow

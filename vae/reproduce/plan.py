@@ -49,7 +49,7 @@ SAMPLES_PER_S_ONE_CORE = {"paper": 13_000, "default": 15_000}
 class Plan:
     figure: str = "fig2"
     dataset: str = "mnist"
-    latent_dims: tuple[int, ...] = ()  # empty: the paper's panels for the data set (paper_latent_dims)
+    latent_dims: tuple[int, ...] | None = None  # None: the paper's panels for the data set (paper_latent_dims)
     budget: float = DEFAULT_BUDGET
     preset: str = "paper"
     binarize: str = "none"
@@ -59,7 +59,9 @@ class Plan:
     name: str = ""  # the runs are <name>-nz<K>; empty: derived from the settings
 
     def __post_init__(self):
-        dims = tuple(sorted({int(k) for k in self.latent_dims or paper_latent_dims(self.dataset)}))
+        if self.latent_dims is None:
+            object.__setattr__(self, "latent_dims", paper_latent_dims(self.dataset))
+        dims = tuple(sorted({int(k) for k in self.latent_dims}))
         object.__setattr__(self, "latent_dims", dims)
         object.__setattr__(self, "budget", float(self.budget))
         checks = [
