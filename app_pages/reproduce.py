@@ -158,4 +158,20 @@ the image, so it lands near the **dynamic** curves, but it is not a likelihood o
 only binarised runs compare strictly with the diamonds. The train curve is the mean over each epoch's
 minibatches (it lags the model a little); the test curve is evaluated at each epoch's end. Figure 4 decodes a
 grid on the unit square mapped through the Gaussian inverse CDF.
+
+**Frey Face** (the paper's second panel row, Nz = 2 to 20) has grey photographs, so its decoder is Gaussian
+(appendix C.2: a mean through a sigmoid and a log variance per pixel) and its bound is a log **density** of
+continuous pixels in nats: it is usually *positive* (a density can exceed 1 where the model is sure of a
+pixel) and is not comparable with MNIST's Bernoulli bound. Bits per dimension would need the pixels
+discretised (the 256 grey levels and a bin width of 1/256), which the paper did not do, so none are shown.
+The paper used 200 hidden units here "to prevent overfitting, since it is a considerably smaller data set".
+We have not read values off the paper's Frey panels, so that panel has no diamonds (docs/reproduction.md).
+
+**Wake-sleep** (Hinton, Dayan, Frey & Neal 1995), dotted, is the baseline figure 2 compares with: the same
+decoder and the same encoder, used as the recognition model. Its wake phase fits the decoder to (x, z) with
+z ~ q(z|x); its sleep phase fits the encoder to dreamed pairs, z ~ p(z) and x ~ p(x|z). Its bound is
+estimated exactly as AEVB's (estimator B on the same images), but its recognition model does not climb that
+bound: the sleep phase makes q(z|x) match p(z|x) by minimising KL(p(z|x) || q(z|x)), the reverse of the
+KL(q || p) inside the bound, and it averages over the model's own dreams rather than over the data. AEVB
+follows the gradient of the bound itself for both networks.
 """)
