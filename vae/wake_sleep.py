@@ -67,34 +67,30 @@ def sleep_loss(model: VAE, n: int, generator: torch.Generator | None = None) -> 
     return -log_normal(z, mu, logvar).mean()
 
 
-def _descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+def _descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params, penalty: Penalty = None) -> bool:
+    """One step down `loss` (plus the weight-decay prior on `params`, the phase's own); False, and no step,
+    when it is not finite."""
+    if penalty is not None:
+        loss = loss + penalty(params)
+    if not torch.isfinite(loss):
+        return False
     optimizer.zero_grad(set_to_none=True)  # None, not zero: the other phase's parameters are skipped
     loss.backward()
     optimizer.step()
+    return True
 
 
 def wake_update(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, eps: torch.Tensor, *,
                 estimator: str = "B", penalty: Penalty = None) -> ELBOParts | None:
     """One wake update of the decoder; the minibatch's bound before it, or None when the loss is not finite."""
     loss, parts = wake_loss(model, x, eps, estimator)
-    if penalty is not None:
-        loss = loss + penalty(model.decoder.parameters())
-    if not torch.isfinite(loss):
-        return None
-    _descend(optimizer, loss)
-    return parts
+    return parts if _descend(optimizer, loss, model.decoder.parameters(), penalty) else None
 
 
 def sleep_update(model: VAE, optimizer: torch.optim.Optimizer, n: int, generator: torch.Generator | None = None, *,
                  penalty: Penalty = None) -> bool:
     """One sleep update of the encoder on n dreams; False (and no update) when the loss is not finite."""
-    loss = sleep_loss(model, n, generator)
-    if penalty is not None:
-        loss = loss + penalty(model.encoder.parameters())
-    if not torch.isfinite(loss):
-        return False
-    _descend(optimizer, loss)
-    return True
+    return _descend(optimizer, sleep_loss(model, n, generator), model.encoder.parameters(), penalty)
 
 
 def wake_sleep_update(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, eps: torch.Tensor,
