@@ -80,7 +80,7 @@ reconstruction term spreads images apart so that each can be decoded back. Class
 separate clusters were told apart without labels. With a larger latent, PCA, UMAP or t-SNE squash it
 to two dimensions: distances in those pictures are only roughly faithful.
 
-Frey Face has no labels: its 1,965 images are the frames of one video, so the map is coloured by frame
+Frey Face has no labels. Its 1,965 images are the frames of one video, so the map is coloured by frame
 number instead. Nobody told the encoder which frames follow each other, yet neighbouring frames (close
 colours) tend to land close together: the face changes pose and expression slowly, so consecutive frames
 are similar images, and similar images get similar codes.
