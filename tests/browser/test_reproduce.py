@@ -61,7 +61,9 @@ def test_reproductions_in_the_runs_folder_are_drawn_beside_the_papers_values(pag
     for chip in ("tiny (aevb, paper preset, binarise: dynamic)", "tiny-ws (wake-sleep, paper preset, binarise: "
                  "dynamic)", "tiny-frey (aevb, paper preset, binarise: none)"):
         assert main.get_by_text(chip, exact=True).count() == 1, chip  # each panel's chosen reproductions
-    assert main.locator('[data-testid="stDataFrame"]').count() == 2  # ours beside the paper's, per panel
+    tables = main.locator('[data-testid="stDataFrame"]')
+    tables.nth(1).wait_for()  # each panel's table is drawn just after its figure, and may land a moment later
+    assert tables.count() == 2  # ours beside the paper's, per panel
     assert main.get_by_text("tiny4: digits, aevb, paper preset, binarise dynamic").count() == 1  # figure 4
     assert_no_errors(page, app)
 
