@@ -61,11 +61,13 @@ class Checkpoint:
 # -- what of a run's history a checkpoint carries ---------------------------------------------
 def checkpoint_history(records: list[dict]) -> list[dict]:
     """The metric history for a checkpoint's metadata, by step: every epoch record, the last
-    MAX_STEP_RECORDS step records, and KL per dimension on at most MAX_KL_RECORDS evenly spaced test
-    records (the last always), so a long run stays well inside MAX_HEADER_BYTES."""
+    MAX_STEP_RECORDS step records and as many changes of the learning rate or beta (vae/control.py), and
+    KL per dimension on at most MAX_KL_RECORDS evenly spaced test records (the last always), so a long run
+    stays well inside MAX_HEADER_BYTES."""
     epochs = _thin_kl([r for r in records if r.get("kind") == "epoch"])
     steps = [r for r in records if r.get("kind") == "step"][-MAX_STEP_RECORDS:]
-    return sorted(epochs + steps, key=lambda r: r["step"])
+    changes = [r for r in records if r.get("kind") == "change"][-MAX_STEP_RECORDS:]
+    return sorted(epochs + steps + changes, key=lambda r: r["step"])
 
 
 def _thin_kl(records: list[dict], keep: int = MAX_KL_RECORDS) -> list[dict]:

@@ -16,6 +16,8 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, Mapping, get_args, get_origin, get_type_hints
 
+from .control import Change, ControlError
+
 Arch = Literal["mlp", "conv"]
 Activation = Literal["relu", "tanh"]
 Likelihood = Literal["bernoulli", "gaussian"]  # appendix C.1 and C.2
@@ -334,10 +336,23 @@ class TrainConfig:
         help="aevb (default; the paper's algorithm 1) or wake-sleep (Hinton et al. 1995, figure 2's baseline: "
              "the same networks, its bound estimated as AEVB's)",
         tip="aevb: the paper's algorithm 1; wake-sleep: figure 2's baseline, with the same encoder and decoder")
+    # What the Train page's pause-and-change controls did (vae/control.py), in step order: `lr` and `beta`
+    # above are the values the run started with. Not a setting: no flag, no field; a checkpoint keeps it, so a
+    # resumed run goes on with the values in force and a run trained again from this config repeats it.
+    changes: tuple[Change, ...] = ()
 
     def __post_init__(self):
         _refuse(self, _settings_of(TrainConfig, "train"))
-        if self.algorithm == "wake-sleep" and (self.beta != 1.0 or self.kl_warmup > 0):
+        try:
+            changes = tuple(Change.from_dict(c) for c in self.changes)
+        except (ControlError, TypeError) as err:
+            raise ConfigError(str(err) if isinstance(err, ControlError) else "a change is a step with a learning "
+                              "rate and/or beta.") from None
+        if any(b.step < a.step for a, b in zip(changes, changes[1:], strict=False)):
+            raise ConfigError("a run's changes must be in step order.")
+        object.__setattr__(self, "changes", changes)
+        if self.algorithm == "wake-sleep" and (self.beta != 1.0 or self.kl_warmup > 0
+                                               or any(c.beta not in (None, 1.0) for c in changes)):
             raise ConfigError("beta and the KL warm-up weigh AEVB's KL term, which wake-sleep does not train; "
                               "use beta 1 and no warm-up with it.")
 

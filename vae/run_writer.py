@@ -34,6 +34,7 @@ class RunWriter:
         trainer.add_callback(self.on_start, ("start",))
         trainer.add_callback(self.on_step, ("step",))
         trainer.add_callback(self.on_epoch, ("epoch",))
+        trainer.add_callback(self.on_step, ("pause", "change"))  # their records, appended as they come
         trainer.add_callback(self.on_end, ("end",))
 
     def resume(self, step: int, epoch: int) -> list[dict]:

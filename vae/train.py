@@ -15,6 +15,10 @@ Events (`TrainEvent.kind`), in the order one run sends them, from rank 0 only:
            the resumed epoch otherwise; `test_inputs` holds the test images as the run sees them.
   "step"   every `log_every` steps: `records` is [the train record of the steps since the last one].
   "epoch"  after each epoch whose weights are finite: `records` is [the train record, the test record].
+  "pause"  when a run controlled by a TrainControl (vae/control.py) starts to wait: `records` is [a "pause"
+           record], after a "step" event for the steps since the last logged one (so one step shows).
+  "change" when the learning rate or beta changes (the controls, or a change the config schedules):
+           `records` is [a "change" record with the values now in force].
   "end"    once, as `fit` returns (finished, stopped or diverged): `result` is the TrainResult.
 Every event carries the model, the progress and `state` (step, epoch, seconds, the history so far, and
 the live optimiser and generators: what a resume state saves; read them during the call). Callbacks
@@ -41,6 +45,7 @@ import torch
 from .binarize import batch_inputs, prepare_inputs, test_inputs
 from .checkpoint import CheckpointError, load_checkpoint, load_resume_state
 from .config import ConfigError, ModelConfig, TrainConfig
+from .control import Change, TrainControl, in_force
 from .data import Dataset
 from .distributed import DistContext, resolve_device, wrap_objective
 from .lr_search import LrSearch, search_lr
@@ -51,8 +56,9 @@ from .runs import RunLock, open_run_dir
 from .threads import ThreadChoice, ThreadChooser
 from .wake_sleep import wake_sleep_update
 
-EVENTS = ("start", "step", "epoch", "end")  # the kinds, in the order a run sends them (module docstring)
-PROGRESS_EVENTS = ("step", "epoch", "end")  # what a callback given as `callbacks=` hears
+EVENTS = ("start", "step", "epoch", "pause", "change", "end")  # the kinds a run sends (module docstring)
+PROGRESS_EVENTS = ("step", "epoch", "end")  # what a callback given as `callbacks=` hears, unless told otherwise
+CONTROL_EVENTS = ("pause", "change")  # what the controls of vae/control.py make a run send
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ class RunState:
 @dataclass
 class TrainEvent:
     kind: str  # one of EVENTS (module docstring)
-    records: list[dict]  # "step": [a train record]; "epoch": [train, test]; "start" and "end": []
+    records: list[dict]  # "step": [a train record]; "epoch": [train, test]; "pause", "change": [theirs]; else []
     model: VAE
     progress: float  # fraction of the run's total steps done, 0..1
     samples_per_s: float
@@ -141,7 +147,7 @@ class Trainer:
 
     def __init__(self, model: VAE, data: Dataset, config: TrainConfig, *, callbacks: Sequence[Callback] = (),
                  device: str = "cpu", threads: int | None = None, stop_event: threading.Event | None = None,
-                 dist: DistContext | None = None):
+                 dist: DistContext | None = None, control: TrainControl | None = None):
         self.dist = dist or DistContext(device=resolve_device(device))
         self.device = self.dist.device
         if config.algorithm == "wake-sleep" and self.dist.active:
@@ -156,6 +162,9 @@ class Trainer:
         self.threads = threads  # a count, or None: measured while training (vae.threads)
         self.thread_choice: ThreadChoice | None = None
         self.stop_event = stop_event or threading.Event()
+        self.control = control or TrainControl()  # nobody presses its buttons unless given one
+        self.lr_now, self.beta_now = config.lr, config.beta  # what config.changes have made of them so far
+        self._next_change = 0  # config.changes[:this] are made
         self.optimizer = make_optimizer(self.model, config)
         self.objective = wrap_objective(self.model, config.estimator, self.dist)
         self.shuffle_gen = torch.Generator().manual_seed(config.seed)
@@ -178,8 +187,13 @@ class Trainer:
         records' seconds, the history and the checkpoint's charts carry on from there."""
         self.model.load_state_dict(state.model.state_dict())
         self.optimizer.load_state_dict(state.optimizer_state)
+        # The changes made before the resume state's step are in force; one made at that very step was made
+        # after the state was saved (at an epoch's end), so it is made again, and recorded, at the first step.
+        self._next_change = sum(1 for c in self.config.changes if c.step < state.step)
+        self.lr_now, self.beta_now = in_force(self.config.changes[:self._next_change], state.step, self.config.lr,
+                                              self.config.beta)
         for group in self.optimizer.param_groups:  # a resumed run may ask for another learning rate
-            group["lr"] = self.config.lr
+            group["lr"] = self.lr_now
         self.shuffle_gen.set_state(state.generator_states["shuffle"])  # always a CPU generator
         try:
             self.noise_gen.set_state(state.generator_states["noise"])
@@ -245,13 +259,18 @@ class Trainer:
         total_steps = cfg.epochs * steps_per_epoch
         status, reason = "finished", f"reached {cfg.epochs} epochs"
         train_seconds, samples_done = 0.0, 0
+        self._total_steps, self._rate, beta = total_steps, 0.0, self._beta()
         last = {"train": None, "test": None}
         self._notify("start", [], 0.0, total_steps, test_inputs=x_test)
         model.train()
         while self.epoch < cfg.epochs and status == "finished":
             perm = torch.randperm(n, generator=self.shuffle_gen).to(self.device)
-            epoch_meter, log_meter = _Meter(self.device), _Meter(self.device)
+            epoch_meter = _Meter(self.device)
+            self._log_meter = _Meter(self.device)
             for i in range(steps_per_epoch):
+                if not self.stop_event.is_set():  # paused: waits here for a step, an epoch or resume
+                    self.control.wait_turn(self.epoch, self.stop_event, on_pause=lambda b=beta: self._on_pause(b),
+                                           on_change=self._make_changes)
                 if self.stop_event.is_set():
                     status, reason = "stopped", f"stopped by the user during epoch {self.epoch + 1}"
                     break
@@ -262,21 +281,19 @@ class Trainer:
                 if out is None:
                     status = "diverged"
                     reason = (f"the loss became non-finite at step {self.step + 1} (epoch {self.epoch + 1}); "
-                              f"try a lower learning rate than {cfg.lr:g}")
+                              f"try a lower learning rate than {self.lr_now:g}")
                     break
                 n_global = min(bs, n - i * bs)
                 epoch_meter.add(*out, n_global)
-                log_meter.add(*out, n_global)
+                self._log_meter.add(*out, n_global)
                 dt = time.perf_counter() - t0
                 self._timed(chooser, dt, n_global)
                 train_seconds += dt
                 self.seconds += dt
                 samples_done += n_global
+                self._rate = samples_done / max(train_seconds, 1e-9)
                 if self.step % cfg.log_every == 0:
-                    record = self._record("train", "step", log_meter.means(self.dist), beta)
-                    log_meter = _Meter(self.device)
-                    self.history.append(record)
-                    self._notify("step", [record], samples_done / max(train_seconds, 1e-9), total_steps)
+                    self._log_step(beta)
             if status != "finished":
                 break
             self.epoch += 1
@@ -300,10 +317,59 @@ class Trainer:
         return result
 
     def _beta(self) -> float:
-        """The KL weight of the next step: beta, reached linearly over the first kl_warmup epochs."""
+        """The KL weight of the next step: beta (as changed so far), reached linearly over the first kl_warmup
+        epochs."""
         cfg = self.config
         warmup_steps = cfg.kl_warmup * math.ceil(self.data.x_train.shape[0] / cfg.batch_size)
-        return cfg.beta * min(1.0, (self.step + 1) / warmup_steps) if warmup_steps > 0 else cfg.beta
+        return self.beta_now * min(1.0, (self.step + 1) / warmup_steps) if warmup_steps > 0 else self.beta_now
+
+    def _log_step(self, beta: float) -> None:
+        """The train record of the steps since the last one, sent as a "step" event."""
+        record = self._record("train", "step", self._log_meter.means(self.dist), beta)
+        self._log_meter = _Meter(self.device)
+        self.history.append(record)
+        self._notify("step", [record], self._rate, self._total_steps)
+
+    # -- the controls (vae/control.py) --------------------------------------------------------
+    def _on_pause(self, beta: float) -> None:
+        """The run starts to wait: the steps since the last record are logged (so one step shows on the
+        curves), then a "pause" record."""
+        if self._log_meter.count:
+            self._log_step(beta)
+        record = self._control_record("pause")
+        self.history.append(record)
+        self._notify("pause", [record], self._rate, self._total_steps)
+
+    def _make_changes(self) -> None:
+        """Before a step: the changes its config schedules for it (a run trained again from a config that
+        holds changes), then any the controls asked for, each recorded and sent as a "change" event."""
+        changes = self.config.changes
+        while self._next_change < len(changes) and changes[self._next_change].step <= self.step:
+            self._make(changes[self._next_change])
+            self._next_change += 1
+        asked = self.control.take_change()
+        if asked:
+            change = Change(self.step, lr=asked.get("lr"), beta=asked.get("beta"))
+            try:
+                self.config = replace(self.config, changes=changes + (change,))  # the config's checks
+            except ConfigError:  # beta for wake-sleep: the page refuses it first; a stray one changes nothing
+                return
+            self._next_change = len(self.config.changes)
+            self._make(change)
+
+    def _make(self, change: Change) -> None:
+        self.lr_now, self.beta_now = in_force((change,), self.step, self.lr_now, self.beta_now)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_now
+        record = self._control_record("change")
+        self.history.append(record)
+        self._notify("change", [record], self._rate, self._total_steps)
+
+    def _control_record(self, kind: str) -> dict:
+        """A "pause" or "change" record: where the run stands and the learning rate and beta in force."""
+        steps_per_epoch = math.ceil(self.data.x_train.shape[0] / self.config.batch_size)
+        return {"step": self.step, "epoch": round(self.step / steps_per_epoch, 4), "kind": kind,
+                "lr": self.lr_now, "beta": round(self.beta_now, 6), "seconds": round(self.seconds, 3)}
 
     def _step(self, xb: torch.Tensor, beta: float):
         """One update on the global minibatch xb (AEVB, or wake-sleep); this process handles its shard of it.
@@ -365,6 +431,7 @@ class Trainer:
         self.lr_search = search_lr(probe)
         self._back_to(start, self.lr_search.chosen)
         self.config = replace(self.config, lr=self.lr_search.chosen)
+        self.lr_now = self.lr_search.chosen
 
     def _back_to(self, start: dict, lr: float) -> None:
         """The run as it stood before the search (weights, generators, step 0), with a fresh optimiser at lr."""
@@ -423,12 +490,14 @@ class Trainer:
 def train_run(out: str | Path, data: Dataset, model_config: ModelConfig, config: TrainConfig, *,
               resume: bool = False, callbacks: Sequence[Callback] = (), device: str = "cpu",
               threads: int | None = None, stop_event: threading.Event | None = None,
-              dist: DistContext | None = None) -> TrainResult:
+              dist: DistContext | None = None, control: TrainControl | None = None,
+              kinds: Sequence[str] = PROGRESS_EVENTS) -> TrainResult:
     """Train into a run folder: refused when it holds a run unless `resume`; with `resume`,
-    `config.epochs` is the total to reach. The folder is locked while training; with several
-    processes, every rank checks the folder, then rank 0 alone locks it and writes it through a
-    RunWriter, the trainer's first callback: each epoch's checkpoint is on disk before `callbacks`
-    (which hear the progress events) hear that epoch."""
+    `config.epochs` is the total to reach, and a config without changes goes on with those the run made
+    (vae/control.py). The folder is locked while training; with several processes, every rank checks the
+    folder, then rank 0 alone locks it and writes it through a RunWriter, the trainer's first callback:
+    each epoch's checkpoint is on disk before `callbacks` (which hear the events of `kinds`) hear that
+    epoch. `control` pauses, steps and changes the run (the Train page's buttons)."""
     dist = dist or DistContext(device=resolve_device(device))
     run = open_run_dir(out, resume=resume)
     dist.barrier()  # every rank has checked the folder before rank 0 starts writing into it
@@ -441,15 +510,17 @@ def train_run(out: str | Path, data: Dataset, model_config: ModelConfig, config:
             model_config = state.model.config  # the run's own architecture wins over defaults
         if state is not None and config.lr_search:  # the step size its search chose when it started
             config = replace(config, lr=float(state.train_config.get("lr", config.lr)))
+        if state is not None and not config.changes:  # the command line's --resume: the run's own changes
+            config = replace(config, changes=TrainConfig.from_dict(state.train_config).changes)
         trainer = Trainer(build_model(model_config, config.seed), data, config, threads=threads,
-                          stop_event=stop_event, dist=dist)
+                          stop_event=stop_event, dist=dist, control=control)
         if state is not None and config.lr_search:
             trainer.lr_search = _earlier_search(run.checkpoint)
         writer = RunWriter(run, data, config) if dist.is_main else None
         if writer is not None:
             writer.attach(trainer)  # first, before `callbacks`: a listener may open the epoch's new checkpoint
         for callback in callbacks:
-            trainer.add_callback(callback)
+            trainer.add_callback(callback, kinds)
         if state is not None:  # the writer forgets the abandoned future and keeps the records up to `state`
             trainer.restore(state, history=writer.resume(state.step, state.epoch) if writer is not None else ())
         return trainer.fit()
