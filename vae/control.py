@@ -103,6 +103,10 @@ class TrainControl:
             self._change.update({k: float(v) for k, v in (("lr", lr), ("beta", beta)) if v is not None})
             self._lock.notify_all()  # a paused run makes the change at once
 
+    def paused_now(self) -> bool:
+        with self._lock:
+            return self._paused
+
     # -- the trainer -------------------------------------------------------------------------
     def take_change(self) -> dict[str, float]:
         """The settings changed since the trainer last asked ({} when none)."""

@@ -8,11 +8,15 @@ idle speed and a child process at 0.88x (`python bench/job_process.py`, medians 
 Why a plain subprocess and not `multiprocessing`: its spawn re-imports the parent's `__main__`, which in
 a Streamlit server is the app script itself, and it pickles what it sends. Here both directions are JSON
 lines of numbers and strings, so nothing either side reads is ever executed:
-- server -> child (stdin): one line, the job; later a "stop" line. End of input (the server has gone,
-  even killed with -9) stops the run too, the way the Stop button does.
-- child -> server (stdout): {"kind": "step"|"epoch", "records", "progress", "samples_per_s", "preview"}
-  after each logged step or epoch (an epoch's preview: three small float32 image stacks, base64), and
-  last {"end": state, "message": sentence}. Anything else the child prints goes to stderr.
+- server -> child (stdin): one line, the job; later any of the Train page's controls, a line each
+  (vae/control.py): "pause", "resume", "step" (one minibatch, then pause), "epoch" (the rest of the
+  epoch, then pause), "change {"lr": .., "beta": ..}", and "stop". End of input (the server has gone,
+  even killed with -9) stops the run too, the way the Stop button does. A line it does not know is
+  ignored, said on stderr.
+- child -> server (stdout): {"kind": "step"|"epoch"|"pause"|"change", "records", "progress",
+  "samples_per_s", "preview"} after each logged step, epoch, pause or change (an epoch's preview: three
+  small float32 image stacks, base64), and last {"end": state, "message": sentence}. Anything else the
+  child prints goes to stderr.
 """
 from __future__ import annotations
 
@@ -26,8 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from .config import ConfigError, ModelSettings, RunSettings, TrainConfig
+from .control import ControlError, TrainControl
 
 PREVIEW_COUNT = 8
+COMMANDS = ("pause", "resume", "step", "epoch", "change", "stop")  # the control lines, after the job's
 
 
 # -- both sides -------------------------------------------------------------------------------
@@ -90,13 +96,13 @@ def job_threads(value) -> int | None:
 
 
 # -- the child --------------------------------------------------------------------------------
-def run_job(job: dict, send, stop: threading.Event) -> tuple[str, str]:
+def run_job(job: dict, send, stop: threading.Event, control: TrainControl | None = None) -> tuple[str, str]:
     """Train the job (the parsed line), calling `send(message)` after each event; returns (state, sentence)."""
     import torch
 
     from .data import DataError, load_dataset
     from .runs import RunError
-    from .train import train_run
+    from .train import CONTROL_EVENTS, PROGRESS_EVENTS, train_run
 
     threads = job_threads(job["threads"])
     if threads is not None:
@@ -121,7 +127,8 @@ def run_job(job: dict, send, stop: threading.Event) -> tuple[str, str]:
                   "samples_per_s": event.samples_per_s, "preview": preview})
 
         result = train_run(Path(job["out"]), data, model_config, job["train"], resume=job["resume"],
-                           callbacks=[on_event], device=job["device"], threads=threads, stop_event=stop)
+                           callbacks=[on_event], device=job["device"], threads=threads, stop_event=stop,
+                           control=control, kinds=PROGRESS_EVENTS + CONTROL_EVENTS)
         return result.status, result.reason
     except (DataError, ConfigError, RunError) as err:
         return "failed", str(err)
@@ -146,20 +153,53 @@ def preview_images(model, inputs: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def _listen(stop: threading.Event) -> None:
-    """A "stop" line, or the end of input (the server has gone), stops the run at its next step."""
+def control_line(command: str, **values) -> bytes:
+    """The server's side of `obey`: one control line."""
+    if command not in COMMANDS:
+        raise ValueError(f"a training process takes {', '.join(COMMANDS)}, not {command!r}.")
+    return (command + (" " + json.dumps(values) if command == "change" else "") + "\n").encode()
+
+
+def obey(line: str, control: TrainControl, stop: threading.Event) -> None:
+    """Carry out one control line (only numbers are read from it: nothing in it is ever executed)."""
+    command, _, rest = line.strip().partition(" ")
+    if not command:
+        return
+    if command == "stop":
+        stop.set()
+    elif command in ("pause", "resume"):
+        getattr(control, command)()
+    elif command == "step":
+        control.step()
+    elif command == "epoch":
+        control.finish_epoch()
+    elif command == "change":
+        try:
+            values = json.loads(rest)
+            control.change(lr=values.get("lr"), beta=values.get("beta"))
+        except (ValueError, AttributeError, ControlError) as err:  # ControlError is a ValueError too
+            print(f"a change the training process could not make: {err}", file=sys.stderr, flush=True)
+    else:
+        print(f"a line the training process does not know was ignored: {line.strip()[:80]!r}", file=sys.stderr,
+              flush=True)
+
+
+def _listen(stop: threading.Event, control: TrainControl) -> None:
+    """Control lines as they come; "stop", or the end of input (the server has gone), stops the run at its
+    next step (a paused run within vae.control.WAIT_S)."""
     for line in sys.stdin:
-        if line.strip() == "stop":
-            break
+        obey(line, control, stop)
+        if stop.is_set():
+            return
     stop.set()
 
 
 def main() -> None:
     protocol = os.fdopen(os.dup(1), "w", buffering=1)  # the real stdout carries only the protocol's lines
     os.dup2(2, 1)  # whatever else is printed (warnings, libraries) goes to stderr
-    stop = threading.Event()
+    stop, control = threading.Event(), TrainControl()
     job = json.loads(sys.stdin.readline())
-    threading.Thread(target=_listen, args=(stop,), name="vae-job-stdin", daemon=True).start()
+    threading.Thread(target=_listen, args=(stop, control), name="vae-job-stdin", daemon=True).start()
 
     def send(message: dict) -> None:
         try:
@@ -167,7 +207,7 @@ def main() -> None:
         except OSError:  # nobody is reading any more: the server has gone
             stop.set()
 
-    state, sentence = run_job(job, send, stop)
+    state, sentence = run_job(job, send, stop, control)
     send({"end": state, "message": sentence})
 
 

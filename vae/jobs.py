@@ -7,7 +7,9 @@ touches the UI: it only copies the child's lines into the job's fields under the
 registry's lock, and pages read copies (`Job.snapshot`). At most `max_running` jobs train at once; the rest wait
 in a queue that reports each job's place. The limit and the queue are those of the runs folder, shared by
 every server process on it (`vae.job_queue`): a waiting job's thread polls for a slot, and holds it for as
-long as the training process lives. Only the session that submitted a job may stop it.
+long as the training process lives. Only the session that submitted a job may stop it, pause it, take
+it a step or an epoch at a time, or change its learning rate and beta (vae/control.py): those become
+control lines that the supervising thread writes to the child. A paused job keeps its slot.
 """
 from __future__ import annotations
 
@@ -26,13 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEVICES
-from .job_process import child_env, death_sentence, decode_images, job_line
+from .config import DEVICES, ConfigError
+from .control import Change, ControlError
+from .job_process import child_env, control_line, death_sentence, decode_images, job_line
 from .job_queue import Held, SharedJob, SharedQueue
 from .job_spec import JobSpec
 from .runs import RunError, open_run_dir, validate_run_name
 
 ACTIVE = ("queued", "running")
+CONTROLS = ("pause", "resume", "step", "epoch", "change")  # what the owner may do to a running job
 POLL_S = 0.2  # how often the supervising thread looks at the Stop button while the child is quiet
 QUEUE_POLL_S = 0.5  # how often a waiting job looks for a free slot (a few small file operations)
 JOIN_S = 30.0  # how long a stopped child may take to finish its step and release its run folder
@@ -62,7 +66,16 @@ class Job:
     preview_epoch: int = 0
     queue_position: int = 0  # 1 = next to start; 0 when not queued
     pid: int | None = None  # the training process, once started
+    paused: bool = False  # waiting for a step, an epoch or resume (vae/control.py); it keeps its slot
     stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    outbox: list[bytes] = field(default_factory=list, repr=False)  # control lines for the child, in order
+
+    @property
+    def in_force(self) -> tuple[float, float]:
+        """(learning rate, beta) the run trains with now: its last pause or change record's (which know a
+        searched step size), else the spec's."""
+        last = next((r for r in reversed(self.history) if r.get("kind") in ("pause", "change")), None)
+        return (float(last["lr"]), float(last["beta"])) if last else (self.spec.train.lr, self.spec.train.beta)
 
     @property
     def eta_seconds(self) -> float | None:
@@ -73,7 +86,7 @@ class Job:
 
     def snapshot(self) -> "Job":
         """A copy a page may read at leisure while the worker goes on."""
-        return replace(self, history=list(self.history), preview=dict(self.preview))
+        return replace(self, history=list(self.history), preview=dict(self.preview), outbox=[])
 
 
 class JobRegistry:
@@ -123,6 +136,29 @@ class JobRegistry:
                 self.queue.leave(self._entries.pop(job_id))
                 job.state, job.message, job.ended = "stopped", "removed from the queue before it started", time.time()
             job.stop_event.set()
+
+    def control(self, job_id: int, owner: str, command: str, *, lr: float | None = None,
+                beta: float | None = None) -> None:
+        """Pause, resume, take one step or the rest of an epoch, or change the learning rate and/or beta of a
+        running job; refused in one sentence (RunError; PermissionError for another session's job)."""
+        if command not in CONTROLS:
+            raise ValueError(f"a job takes {', '.join(CONTROLS)}, not {command!r}.")
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise RunError(f"there is no job {job_id}.")
+            if job.owner != owner:
+                raise PermissionError("only the session that started this run can pause, step or change it.")
+            if job.state != "running":
+                raise RunError(f"the run is {job.state}, not training: there is nothing to pause or step.")
+            if command == "change":
+                _check_change(job, lr, beta)
+                job.outbox.append(control_line("change", **{k: v for k, v in (("lr", lr), ("beta", beta))
+                                                            if v is not None}))
+                return
+            job.outbox.append(control_line(command))
+            if command != "pause":  # it moves now; a step or an epoch pauses it again ("pause" event)
+                job.paused = False
 
     def get(self, job_id: int) -> Job | None:
         with self._lock:
@@ -232,7 +268,7 @@ class JobRegistry:
 
     def _end(self, job: Job, state: str, message: str) -> None:
         with self._lock:
-            job.state, job.message, job.ended = state, message, time.time()
+            job.state, job.message, job.ended, job.paused = state, message, time.time(), False
             self.queue.release(self._slots.pop(job.id))
             self._advance_all()  # a job of ours next in line starts now rather than at its next poll
 
@@ -243,6 +279,10 @@ class JobRegistry:
             if job.stop_event.is_set() and not stop_sent:
                 _tell(child, b"stop\n")
                 stop_sent = True
+            with self._lock:
+                lines, job.outbox = job.outbox, []
+            for line in lines:
+                _tell(child, line)
             if not select.select([fd], [], [], POLL_S)[0]:
                 continue
             chunk = os.read(fd, 1 << 16)
@@ -263,8 +303,18 @@ class JobRegistry:
         with self._lock:
             job.history.extend(records)
             job.progress, job.samples_per_s = progress, samples_per_s
+            if kind == "pause":
+                job.paused = True
             if preview is not None and kind == "epoch":
                 job.preview, job.preview_epoch = preview, int(round(records[0]["epoch"]))
+
+
+def _check_change(job: Job, lr: float | None, beta: float | None) -> None:
+    """The checks a change meets in the training process, made first, so that a refusal is said at once."""
+    try:
+        replace(job.spec.train, changes=(Change(0, lr=lr, beta=beta),))
+    except (ControlError, ConfigError) as err:
+        raise RunError(str(err)) from None
 
 
 def _tell(child: subprocess.Popen, line: bytes) -> None:

@@ -284,3 +284,69 @@ def test_a_job_whose_queue_entry_is_deleted_fails_and_does_not_hold_up_the_queue
         other.wait(10)
     again = reg.submit(spec("waiting"), owner="a")  # the same name can be queued again and now runs
     assert reg.wait(again.id, 120).state == "finished"
+
+
+def _until(reg, job_id, test, what: str, timeout: float = 60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = reg.get(job_id)
+        if test(job):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"{what} within {timeout} s; the job: {reg.get(job_id)}")
+
+
+def test_the_owner_pauses_steps_changes_and_resumes_a_job_that_keeps_its_slot(tmp_path):
+    reg = JobRegistry(tmp_path, max_running=1)
+    job = reg.submit(spec("lab", epochs=200, batch_size=256), owner="teacher")  # digits: 6 steps an epoch
+    waiting = reg.submit(spec("next"), owner="student")
+    _until(reg, job.id, lambda j: j.state == "running" and j.history, "no record")
+    reg.control(job.id, "teacher", "pause")
+    paused = _until(reg, job.id, lambda j: j.paused, "no pause")
+    assert paused.state == "running" and reg.get(waiting.id).state == "queued"  # the slot is held
+    at = paused.history[-1]["step"]
+
+    reg.control(job.id, "teacher", "step")
+    stepped = _until(reg, job.id, lambda j: j.paused and j.history[-1]["step"] == at + 1, "no single step")
+    assert [r["kind"] for r in stepped.history[-2:]] == ["step", "pause"]
+
+    with pytest.raises(PermissionError):
+        reg.control(job.id, "student", "resume")
+    with pytest.raises(RunError, match="positive"):
+        reg.control(job.id, "teacher", "change", lr=-0.1)
+    reg.control(job.id, "teacher", "change", lr=0.0005, beta=0.5)
+    changed = _until(reg, job.id, lambda j: j.history[-1]["kind"] == "change", "no change")
+    assert changed.in_force == (0.0005, 0.5) and changed.history[-1]["step"] == at + 1 and changed.paused
+
+    reg.control(job.id, "teacher", "epoch")  # to the end of the epoch in progress, then paused again
+    _until(reg, job.id, lambda j: j.paused and j.history[-1]["kind"] == "pause" and j.history[-1]["step"] % 6 == 0
+           and j.history[-1]["step"] > at + 1, "no pause at the epoch's end")
+    reg.control(job.id, "teacher", "resume")
+    _until(reg, job.id, lambda j: not j.paused and j.history[-1]["kind"] != "pause", "no resumed step")
+    reg.stop(job.id, "teacher")
+    assert reg.wait(job.id, 60).state == "stopped"
+    records = [json.loads(line) for line in (tmp_path / "lab" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["lr"], r["beta"]) for r in records if r["kind"] == "change"] == [(at + 1, 0.0005, 0.5)]
+    assert reg.wait(waiting.id, 120).state == "finished"  # the queue moves on once the paused run ends
+    with pytest.raises(RunError, match="not training"):
+        reg.control(job.id, "teacher", "pause")
+
+
+def test_a_control_line_is_read_as_numbers_and_a_bad_one_changes_nothing(capsys):
+    from vae.control import TrainControl
+    from vae.job_process import control_line, obey
+
+    control, stop = TrainControl(), threading.Event()
+    for line in ("change {not json", 'change {"lr": "__import__(\'os\')"}', 'change {"lr": -1}', "change [1, 2]",
+                 "rm -rf /", ""):
+        obey(line, control, stop)
+    assert control.take_change() == {} and not stop.is_set() and not control.paused_now()
+    assert capsys.readouterr().err.count("\n") == 5  # each said in one line (the empty line is ignored too)
+    obey(control_line("pause").decode(), control, stop)
+    assert control.paused_now()
+    obey(control_line("change", lr=0.01).decode(), control, stop)
+    assert control.take_change() == {"lr": 0.01}
+    obey("stop\n", control, stop)
+    assert stop.is_set()
+    with pytest.raises(ValueError, match="not 'exec'"):
+        control_line("exec")
