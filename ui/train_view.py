@@ -28,6 +28,7 @@ from vae.storage import atomic_write_bytes
 
 from . import state
 from .figures.curves import training_curves
+from .train_controls import owner_controls, status_line
 from .widgets import fail, show_images
 
 UPLOAD = "a file of my own…"
@@ -166,16 +167,6 @@ def submit(spec: JobSpec) -> None:
         fail(str(err))
 
 
-def _status_line(job: Job) -> str:
-    if job.state == "queued":
-        return f"Waiting in the queue: place {job.queue_position}."
-    if job.state == "running":
-        eta = job.eta_seconds
-        left = f", about {eta:,.0f} s left" if eta is not None else ""
-        return f"Training: {job.progress:.0%} done, {job.samples_per_s:,.0f} samples/s{left}."
-    return f"{job.state.capitalize()}: {job.message.rstrip('.')}."
-
-
 def _elsewhere_line(job: SharedJob, progress: float) -> str:
     if job.state == "queued":
         return f"Waiting in the queue: place {job.place} (started in another session)."
@@ -206,10 +197,11 @@ def live_view(run_name: str, n_pixels: int) -> None:
             st.caption("Read from the run folder (not trained by this server since it started).")
     else:
         history = job.history
-        st.progress(job.progress, text=_status_line(job))
+        waiting = sum(1 for j in registry.jobs() if j.state == "queued") + sum(
+            1 for j in registry.elsewhere() if j.state == "queued")
+        st.progress(job.progress, text=status_line(job, waiting))
         if job.state in ACTIVE and job.owner == state.session_id():
-            if st.button("Stop", key=f"stop_{job.id}"):
-                registry.stop(job.id, state.session_id())
+            owner_controls(job)
     active = other is not None or (job is not None and job.state in ACTIVE)
     was_active = st.session_state.get(f"tr_active_{run_name}")
     st.session_state[f"tr_active_{run_name}"] = active

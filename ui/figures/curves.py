@@ -35,8 +35,32 @@ def training_curves(history: list[dict], n_pixels: int, *, height: int = 360) ->
                                      hovertemplate=f"{name}<br>epoch %{{x:.2f}}<br>%{{y:.{FIXED_DECIMALS}f}} nats"
                                                    "<br>%{customdata:.4f} bits/dim<extra></extra>"),
                           row=1, col=col)
+    _mark_changes(fig, history)
     fig.update_xaxes(title_text="epoch")
     return layout(fig, height, legend=dict(orientation="h", y=-0.25))
+
+
+CHANGED = "lr / β changed"  # the legend's name of the change markers
+
+
+def _mark_changes(fig: go.Figure, history: list[dict]) -> None:
+    """Where the learning rate or beta was changed (vae/control.py): a dotted line across the three panels and
+    a labelled diamond on the ELBO curve, at the last train record before the change."""
+    changes = [r for r in history if r.get("kind") == "change"]
+    if not changes:
+        return
+    trained = [r for r in history if r.get("split") == "train" and "elbo" in r]
+    heights = []
+    for change in changes:
+        for col in (1, 2, 3):
+            fig.add_vline(x=change["epoch"], line=dict(color="grey", dash="dot", width=1), row=1, col=col)
+        before = [r["elbo"] for r in trained if r["step"] <= change["step"]]
+        heights.append(before[-1] if before else (trained[0]["elbo"] if trained else 0.0))
+    labels = [f"lr {c['lr']:g}, β {c['beta']:g}" for c in changes]
+    fig.add_trace(go.Scatter(x=[c["epoch"] for c in changes], y=heights, mode="markers+text", name=CHANGED,
+                             text=labels, textposition="bottom left", customdata=[c["step"] for c in changes],
+                             marker=dict(symbol="diamond", size=12, color="black"),
+                             hovertemplate="step %{customdata}: %{text}<extra></extra>"), row=1, col=1)
 
 
 def compare_curves(histories: dict[str, list[dict]], *, height: int = 420) -> go.Figure:
