@@ -1,12 +1,15 @@
-"""Train: start, watch, stop and resume runs; training happens in a background job, never in this script."""
+"""Train: start, watch, stop and resume runs; training happens in a background job, never in this script.
+On a read-only server the page only watches ("Watch training"): a class follows the runs that the
+teacher's server trains into the same runs folder, with no form and no controls."""
 import streamlit as st
 
-from ui import notes, state
-from ui.train_view import live_view, queue_line, resume_controls, settings_form, submit
+from ui import links, notes, state
+from ui.train_view import live_view, queue_line, resume_controls, run_checkpoint, settings_form, submit
 from ui.widgets import explain
 from vae.runs import list_runs
 
-st.header("Train")
+read_only = state.settings().read_only
+st.header("Watch training" if read_only else "Train")
 notes_left, notes_mid, notes_right = st.columns(3)
 with notes_left:
     notes.elbo_terms()
@@ -14,7 +17,7 @@ with notes_mid:
     notes.reparameterisation()
 with notes_right:
     notes.beta()
-spec = settings_form()
+spec = None if read_only else settings_form()
 if spec is not None:
     submit(spec)
 
@@ -22,13 +25,19 @@ registry = state.registry()
 jobs = registry.jobs()
 elsewhere = registry.elsewhere()  # queued or training in another replica: the runs folder is shared
 runs = [r.name for r in list_runs(state.settings().runs_root)]
-names = list(dict.fromkeys([j.spec.run_name for j in reversed(jobs)] + [j.run_name for j in elsewhere] + runs))
+names = list(dict.fromkeys([j.run_name for j in elsewhere if j.state == "running"] + [j.spec.run_name for j in
+                                                                                      reversed(jobs)]
+                           + [j.run_name for j in elsewhere] + runs))
 if not names:
-    st.info("No runs yet: choose settings above and press Start training.")
+    st.info("No runs yet: the teacher's runs appear here as they start." if read_only else
+            "No runs yet: choose settings above and press Start training.")
     st.stop()
 
-watch = st.selectbox("Watch run", names, key="tr_watch")
-ck = resume_controls(watch)
+links.adopt([links.Link("run", "tr_watch", links.one_of(*names))])  # ?run=NAME: the run a class is to watch
+watch = st.selectbox("Watch run", names, key="tr_watch",
+                     help="a link to this page with ?run=NAME opens on that run: hand it out to a class")
+links.publish({"run": watch})
+ck = run_checkpoint(watch) if read_only else resume_controls(watch)
 live_view(watch, ck.model_config.n_pixels if ck else 784)
 
 queue = queue_line(jobs, elsewhere)

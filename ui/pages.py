@@ -6,7 +6,7 @@ st.navigation() call of the process, which breaks a deep link opened first on a 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 FOLDER = "app_pages"
 
@@ -17,7 +17,8 @@ class PageSpec:
     title: str  # the navigation's label
     icon: str
     default: bool = False  # served at the root URL
-    trains: bool = False  # starts training jobs: hidden on a read-only server
+    trains: bool = False  # starts training jobs: a read-only server shows it as `watch` (or hides it)
+    watch: str = ""  # its title on a read-only server, where it only watches runs; empty: hidden there
 
     @property
     def path(self) -> str:
@@ -38,13 +39,16 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("reproduce", "Paper figures", ":material/history_edu:"),
     PageSpec("your_input", "Your input", ":material/draw:"),
     PageSpec("estimator_lab", "Estimator lab", ":material/science:"),
-    PageSpec("train", "Train", ":material/model_training:", trains=True),
+    PageSpec("train", "Train", ":material/model_training:", trains=True, watch="Watch training"),
 )
 
 
 def visible_pages(read_only: bool) -> list[PageSpec]:
-    """The pages a server shows: a read-only classroom server hides training (VAE_READ_ONLY=1)."""
-    return [p for p in PAGES if not (read_only and p.trains)]
+    """The pages a server shows, as it titles them: a read-only classroom server (VAE_READ_ONLY=1) starts no
+    training, so a page that trains is shown as its watching view (the Train page: "Watch training", where
+    students follow a run that the teacher's server trains into the same runs folder) or not at all."""
+    return [replace(p, title=p.watch) if read_only and p.trains else p
+            for p in PAGES if not (read_only and p.trains and not p.watch)]
 
 
 def page(name: str) -> PageSpec:

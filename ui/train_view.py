@@ -159,6 +159,9 @@ def settings_form() -> JobSpec | None:
 
 
 def submit(spec: JobSpec) -> None:
+    if state.settings().read_only:  # the form is not drawn there; a crafted client is refused all the same
+        fail("this server is read-only: it trains nothing.")
+        return
     try:
         job = state.registry().submit(spec, state.session_id())
         if st.session_state.get("tr_watch") != job.spec.run_name:  # (a resumed run is already watched)
@@ -167,10 +170,31 @@ def submit(spec: JobSpec) -> None:
         fail(str(err))
 
 
-def _elsewhere_line(job: SharedJob, progress: float) -> str:
+def _elsewhere_line(job: SharedJob, progress: float, history: list[dict]) -> str:
     if job.state == "queued":
         return f"Waiting in the queue: place {job.place} (started in another session)."
+    last = history[-1] if history else {}
+    if last.get("kind") == "pause":  # its pause record is the last: it waits for its owner's next press
+        return (f"Paused at step {last['step']:,} (epoch {last['epoch']:.2f}) by the session that started it: "
+                f"{progress:.0%} done.")
     return f"Training (started in another session): {progress:.0%} done."
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _shared_history(path: str, stamp: tuple) -> list[dict]:
+    """A run folder's records, read once per change of its metrics file (`stamp`: size and time) for every
+    viewer of the server: a class watching one run reads it once a second, not once per student. Shared,
+    so never changed by a reader."""
+    return read_metrics(path)
+
+
+def run_history(run_name: str) -> list[dict]:
+    path = state.settings().runs_root / run_name / "metrics.jsonl"
+    try:
+        info = path.stat()
+    except OSError:
+        return []
+    return _shared_history(str(path), (info.st_size, info.st_mtime_ns))
 
 
 def _progress_from(history: list[dict], epochs: int) -> float:
@@ -189,10 +213,10 @@ def live_view(run_name: str, n_pixels: int) -> None:
     other = None if job else next((j for j in registry.elsewhere() if j.run_name == run_name), None)
     job = job or (None if other else _latest_job(run_name))
     if job is None:
-        history = read_metrics(state.settings().runs_root / run_name / "metrics.jsonl")
+        history = run_history(run_name)
         if other is not None:  # queued or training in another server process on this runs folder
             progress = _progress_from(history, other.epochs) if other.state == "running" else 0.0
-            st.progress(progress, text=_elsewhere_line(other, progress))
+            st.progress(progress, text=_elsewhere_line(other, progress, history))
         else:
             st.caption("Read from the run folder (not trained by this server since it started).")
     else:
@@ -218,15 +242,22 @@ def live_view(run_name: str, n_pixels: int) -> None:
                     target=56)
 
 
+def run_checkpoint(run_name: str) -> Checkpoint | None:
+    """The run's last checkpoint, or None before its first epoch ends (or when it cannot be read: said)."""
+    if not (state.settings().runs_root / run_name / "model.safetensors").exists():
+        return None
+    try:
+        return state.open_checkpoint(f"run:{run_name}")
+    except CheckpointError as err:
+        fail(str(err))
+        return None
+
+
 def resume_controls(run_name: str) -> Checkpoint | None:
     """A finished or stopped run can be continued to a larger number of epochs (same settings)."""
     run_dir = state.settings().runs_root / run_name
-    if not (run_dir / "model.safetensors").exists():
-        return None
-    try:
-        ck = state.open_checkpoint(f"run:{run_name}")
-    except CheckpointError as err:
-        fail(str(err))
+    ck = run_checkpoint(run_name)
+    if ck is None:
         return None
     if not busy(run_name) and (run_dir / "resume.safetensors").exists():
         done = int(ck.summary.get("epochs", 0))

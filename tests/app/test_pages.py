@@ -260,7 +260,7 @@ def test_compare_says_why_maps_are_not_side_by_side_for_different_data(open_page
     assert "same data set" in infos and "same latent size" in infos
 
 
-def test_read_only_mode_hides_training_and_uploads(new_app, monkeypatch):
+def test_read_only_mode_offers_no_training_and_no_uploads_but_watches_runs(new_app, monkeypatch, odd_runs):
     monkeypatch.setenv("VAE_READ_ONLY", "1")
     st.cache_resource.clear()
     try:
@@ -268,11 +268,19 @@ def test_read_only_mode_hides_training_and_uploads(new_app, monkeypatch):
         at.run()
         assert not at.exception
         assert not at.get("file_uploader"), "read-only mode must offer no upload"
-        with pytest.raises(ValueError, match="Could not find a navigation page"):
-            at.switch_page(page("train").path).run()  # not in the navigation at all
+        at.switch_page(page("train").path).run()  # the Train page only watches there
+        assert not at.exception and at.header[0].value == "Watch training"
+        assert not at.get("form") and not [b for b in at.button if b.label in ("Stop", "Pause", "Start training")]
+        assert at.selectbox(key="tr_watch").options  # the runs folder's runs, to watch
     finally:
         monkeypatch.delenv("VAE_READ_ONLY")
         st.cache_resource.clear()
+
+
+def test_a_read_only_server_titles_the_train_page_watch_training():
+    from ui.pages import visible_pages
+    shown = {p.name: p.title for p in visible_pages(read_only=True)}
+    assert shown["train"] == "Watch training" and len(shown) == len(visible_pages(read_only=False))
 
 
 def test_a_link_opens_the_model_it_names_and_the_url_follows_the_choice(new_app):
@@ -292,3 +300,17 @@ def test_an_encoding_of_both_splits_finds_images_without_copying_them():
     enc = Encoding(mu=np.zeros((5, 2)), logvar=np.zeros((5, 2)), labels=None, parts=(train, test))
     np.testing.assert_array_equal(enc.images([0, 2, 3, 4]), np.stack([train[0], train[2], test[0], test[1]]))
     assert enc.parts[0] is train and len(enc) == 5
+
+
+def test_a_link_names_the_run_the_train_page_watches(new_app, odd_runs):
+    at = new_app()
+    at.query_params["run"] = "elsewhere"
+    at.switch_page(page("train").path).run()
+    assert not at.exception and at.session_state["tr_watch"] == "elsewhere"
+    at.selectbox(key="tr_watch").set_value("digits-z1").run()
+    assert at.query_params["run"] == "digits-z1"  # the address bar is the link to hand out
+
+    at = new_app()
+    at.query_params["run"] = "no-such-run"
+    at.switch_page(page("train").path).run()
+    assert any("run='no-such-run' is not valid here" in c.value for c in at.caption)
