@@ -19,6 +19,7 @@ SCRIPTS = [
     ("app.py", "App"),
     ("job_process.py", "Training beside page work"),
     ("first_contact.py", "First contact: cold start, visitors, replicas, and the busy-machine thread choice"),
+    ("snapshots.py", "Snapshots and the Train page's live map"),
 ]
 
 

@@ -28,6 +28,7 @@ from vae.storage import atomic_write_bytes
 
 from . import state
 from .figures.curves import training_curves
+from .live_map import live_map
 from .train_controls import owner_controls, status_line
 from .widgets import fail, show_images
 
@@ -235,6 +236,7 @@ def live_view(run_name: str, n_pixels: int) -> None:
         st.plotly_chart(training_curves(history, n_pixels), key=f"curves_{run_name}")
     else:
         st.caption("The curves appear after the first logged steps.")
+    live_map(state.settings().runs_root / run_name)  # the newest snapshot's map, from the run folder's files
     if job is not None and job.preview:
         st.caption(f"After epoch {job.preview_epoch}: test images, their reconstructions, prior samples")
         p = job.preview

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--name", help="the asset's name (default: the run folder's or file's name)")
     b.add_argument("--assets", type=Path, default=Path(__file__).resolve().parents[1] / "assets",
                    help="the assets folder (default: the app's)")
-    b.add_argument("--snapshots", action="store_true", help="ship the run's per-epoch snapshots too (Replay)")
+    b.add_argument("--snapshots", action="store_true", help="ship the run's snapshots too (Replay)")
     _add_serve(sub)
     return parser
 

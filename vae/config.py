@@ -310,6 +310,20 @@ class TrainConfig:
     seed: int = setting(0, label="Seed", flag="--seed")
     log_every: int = setting(20, label="Log every (steps)", flag="--log-every", bound=Bound(1),
                              help="steps between logged train records")
+    # Snapshots (vae/snapshots.py) are what Replay and the Train page's live map show. 100 steps: a mnist-5k
+    # epoch (40 steps at M = 100) is shorter, so it keeps one per epoch (11 frames in 10 epochs); a full MNIST
+    # epoch (600 steps) gets 6 (5 between its ends), so the map is seen forming inside the first epoch. A
+    # snapshot of 28x28 images is ~50 KB, and a run writes at most MAX_STEP_SNAPSHOTS = 1000 between epoch ends
+    # (wider spacing for a longer run): 100 epochs of full MNIST write 500 + 101 files, ~30 MB, and no run
+    # more than ~50 MB of them besides its epochs' own.
+    snapshot_every: int = setting(
+        100, label="Snapshot every (steps)", flag="--snapshot-every", noun="snapshot spacing",
+        bound=Bound(0, says="zero or more steps"),
+        help="steps between snapshots of the latent map (Replay, the Train page's live map), taken at logged "
+             "steps (--log-every) and at every epoch's end; at most 1,000 between epoch ends per run, spaced "
+             "further for a longer run (~50 KB each); 0: at epoch ends only",
+        tip="steps between snapshots of the latent map, at logged steps and every epoch's end (~50 KB each, at most "
+            "1,000 a run); 0: at epoch ends only")
     # The prior p(theta) = N(0, I) of section 5 on every parameter, times this weight (0: none; 1: the paper's).
     # The paper maximises sum_i ELBO(x_i) + log p(theta) over the N training images; a minibatch of M
     # estimates it as sum_batch ELBO + (M / N) log p(theta), and our loss is the batch's mean negative
@@ -406,11 +420,11 @@ class RunSettings:
 # -- every setting, and the rule that joins a preset with what the user gave -----------------------
 # The order of `python -m vae train --help` (kept as it was when the options were written out by hand).
 # The settings added since sit beside their kin: the algorithm after the preset, the step-size search after
-# --lr, the weight decay after the optimizer.
+# --lr, the weight decay after the optimizer, the snapshot spacing after the logging's.
 TRAIN_COMMAND = ("dataset", "data_dir", "out", "preset", "algorithm", "latent_dim", "epochs", "arch", "hidden",
                  "activation", "likelihood", "gaussian_std", "binarize", "estimator", "n_samples", "beta", "kl_warmup",
-                 "batch_size", "lr", "lr_search", "optimizer", "weight_decay", "seed", "log_every", "threads", "device",
-                 "resume")
+                 "batch_size", "lr", "lr_search", "optimizer", "weight_decay", "seed", "log_every", "snapshot_every",
+                 "threads", "device", "resume")
 
 
 def all_settings() -> dict[str, Setting]:

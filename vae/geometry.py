@@ -1,7 +1,8 @@
 """Linear algebra on clouds of latent points (numpy only): the principal plane, and orthogonal Procrustes.
 
 The principal plane is the project's one 2-D PCA: the map's "pca" projection, a path drawn on the map,
-a snapshot's picture of a latent above 2-D, and Compare's shared plane all use `principal_plane`.
+a snapshot's picture of a latent above 2-D, and Compare's shared plane all use `principal_plane`;
+a run's snapshots are put in one frame by `align_chain`.
 
 A VAE's latent space has no preferred orientation: the prior N(0, I) is isotropic, so flipping or
 permuting axes of z changes nothing in eq. 3's bound, and a rotation changes it only through the
@@ -85,10 +86,11 @@ def project_onto(points: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> np.n
     return ((np.asarray(points, np.float64) - mean) @ axes).astype(np.float32)
 
 
-def align_sequence(maps: list[np.ndarray]) -> list[np.ndarray]:
-    """Every map carried into the last one's frame (a replay ends on the final map, so frames
-    rotate no more than the space itself changes)."""
-    if not maps:
-        return []
-    last = np.asarray(maps[-1], np.float32)
-    return [align_to(m, last)[0] for m in maps[:-1]] + [last]
+def align_chain(maps: list[np.ndarray]) -> list[np.ndarray]:
+    """Every map carried onto the one before it, already carried (the first is kept as it is): each frame
+    rotates only as much as the space changed since the last one, and a frame's place never depends on the
+    frames after it, so a sequence that grows (a run still training) keeps the frames it had."""
+    out: list[np.ndarray] = []
+    for m in maps:
+        out.append(np.asarray(m, np.float32) if not out else align_to(m, out[-1])[0])
+    return out

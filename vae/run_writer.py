@@ -2,21 +2,25 @@
 
 It writes `metrics.jsonl` (each record appended as the trainer logs it), and at every epoch's end
 the resume state, the checkpoint and the epoch's snapshot (vae/snapshots.py), each file replaced
-atomically, in that order; the untrained model's snapshot (epoch 0) when a new run starts. It must
-be the trainer's first callback (`train_run` attaches it first): whoever hears an epoch after it can
-open that epoch's checkpoint. Resuming, it forgets the abandoned future first: metrics logged after
-the resume state's step and snapshots after its epoch (a run killed mid-epoch left them).
+atomically, in that order; the untrained model's snapshot (step 0) when a new run starts; and between
+epoch ends a snapshot at the first logged step `snapshot_every` steps or more after the last snapshot
+(spaced further for a very long run: snapshots.snapshot_interval), so that a long epoch's map is seen
+forming. It must be the trainer's first callback (`train_run` attaches it first): whoever hears an
+epoch after it can open that epoch's checkpoint. Resuming, it forgets the abandoned future first:
+metrics logged and snapshots taken after the resume state's step (a run killed mid-epoch left them).
 With several processes, rank 0 alone has a writer.
 """
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .checkpoint import checkpoint_history, save_checkpoint, save_resume_state
 from .config import TrainConfig
 from .data import Dataset
 from .runs import RunDir, append_metrics, read_metrics, truncate_metrics
-from .snapshots import Probe, drop_after, make_probe, save_snapshot, snapshot_dir, take_snapshot
+from .snapshots import Probe, drop_after, make_probe, save_snapshot, snapshot_dir, snapshot_interval, take_snapshot
 
 if TYPE_CHECKING:  # annotations only: the trainer imports this module to wire train_run
     from .train import Trainer, TrainEvent
@@ -28,6 +32,11 @@ class RunWriter:
     def __init__(self, run: RunDir, data: Dataset, config: TrainConfig):
         self.run, self.data, self.config = run, data, config
         self.probe: Probe | None = None  # what every snapshot looks at, fixed at "start"
+        self.steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
+        # config.epochs is the total to reach (a resumed run's too): the bound on the count is the whole run's
+        self.every = snapshot_interval(config.snapshot_every, config.epochs * self.steps_per_epoch)
+        self.epoch_began = 0  # the step the current epoch began at (a resumed run's batch size may differ)
+        self.last_snapshot = 0  # the step of the last snapshot written (or the resume state's)
 
     def attach(self, trainer: Trainer) -> None:
         """Subscribe to `trainer`'s events; attach before any other callback (module docstring)."""
@@ -38,26 +47,32 @@ class RunWriter:
         trainer.add_callback(self.on_end, ("end",))
 
     def resume(self, step: int, epoch: int) -> list[dict]:
-        """Go on from a resume state's `step` and `epoch`: drop the records logged after it and the
-        snapshots of later epochs; return the records kept (the run's history up to there)."""
+        """Go on from a resume state's `step` (after `epoch` epochs): drop the records logged and the snapshots
+        taken after that step; return the records kept (the run's history up to there)."""
         truncate_metrics(self.run.metrics, step)
-        drop_after(snapshot_dir(self.run.checkpoint), epoch)
+        drop_after(snapshot_dir(self.run.checkpoint), step)
         return read_metrics(self.run.metrics)
 
     # -- the events ---------------------------------------------------------------------
     def on_start(self, event: TrainEvent) -> None:
         self.probe = make_probe(event.test_inputs, self.data.y_test, event.model.config.latent_dim,
                                 self.config.seed)
+        self.epoch_began = self.last_snapshot = event.state.step  # a resumed run's last snapshot: its resume step
         if event.state.epoch == 0:
-            self._snapshot(event, None)  # the untrained model: where the replay starts
+            self.snapshot(event)  # the untrained model: where the replay starts
 
     def on_step(self, event: TrainEvent) -> None:
         append_metrics(self.run.metrics, event.records)
+        step = event.state.step
+        ends_epoch = step - self.epoch_began >= self.steps_per_epoch  # its "epoch" event snapshots it, with a test ELBO
+        if self.every and step - self.last_snapshot >= self.every and not ends_epoch:
+            self.snapshot(event)
 
     def on_epoch(self, event: TrainEvent) -> None:
         append_metrics(self.run.metrics, event.records)
         self._save(event)
-        self._snapshot(event, event.records[1]["elbo"])
+        self.epoch_began = event.state.step  # the epoch just done is whole: its snapshot's epoch is state.epoch
+        self.snapshot(event, event.records[1]["elbo"])
 
     def on_end(self, event: TrainEvent) -> None:
         if self.run.checkpoint.exists():
@@ -77,7 +92,13 @@ class RunWriter:
         save_checkpoint(self.run.checkpoint, event.model, train_config=config,
                         dataset=self.data.info(), history=checkpoint_history(state.history), summary=summary)
 
-    def _snapshot(self, event: TrainEvent, test_elbo: float | None) -> None:
-        """The map, samples and reconstructions at this epoch, for the app's replay."""
-        save_snapshot(snapshot_dir(self.run.checkpoint), event.state.epoch, event.state.step,
-                      take_snapshot(event.model, self.probe), test_elbo)
+    def snapshot(self, event: TrainEvent, test_elbo: float | None = None) -> Path:
+        """The map, samples and reconstructions at the event's step, for the live map and the replay: any
+        event after "start" may have one (a run paused after a step, too); a second one at the same step
+        replaces the first. `test_elbo`: the epoch's, at an epoch's end."""
+        state = event.state
+        epoch = state.epoch + (state.step - self.epoch_began) / self.steps_per_epoch  # fractional between ends
+        path = save_snapshot(snapshot_dir(self.run.checkpoint), epoch, state.step,
+                             take_snapshot(event.model, self.probe), test_elbo)
+        self.last_snapshot = state.step
+        return path

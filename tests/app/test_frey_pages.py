@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.app.support import figures, images
+from tests.app.support import figures, images, values
 from ui.figures.maps import FRAME_TITLE
 from vae.checkpoint import load_checkpoint
 from vae.latent import manifold_grid, traversals
@@ -43,14 +43,6 @@ def frame_coloured(fig: dict) -> list[dict]:
     def bar_title(trace):
         return trace.get("marker", {}).get("colorbar", {}).get("title", {}).get("text")
     return [t for t in fig["data"] if bar_title(t) == FRAME_TITLE]
-
-
-def values(array) -> np.ndarray:
-    """A figure's array as the browser receives it: a list, or plotly's typed array {"dtype", "bdata", "shape"}."""
-    if isinstance(array, dict):
-        flat = np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
-        return flat.reshape([int(n) for n in str(array["shape"]).split(",")]) if "shape" in array else flat
-    return np.asarray(array)
 
 
 def png_size(uri: str) -> tuple[int, int]:

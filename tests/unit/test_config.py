@@ -57,7 +57,8 @@ def test_the_command_lines_defaults_are_those_it_always_had():
         "--epochs": 10, "--arch": None, "--hidden": None, "--activation": None, "--likelihood": "bernoulli",
         "--gaussian-std": None, "--binarize": "none", "--estimator": None, "--samples": None, "--beta": 1.0,
         "--kl-warmup": 0.0, "--batch-size": None, "--lr": None, "--optimizer": None, "--seed": 0,
-        "--log-every": 20, "--threads": None, "--device": "cpu", "--algorithm": "aevb", "--weight-decay": None}
+        "--log-every": 20, "--snapshot-every": 100, "--threads": None, "--device": "cpu", "--algorithm": "aevb",
+        "--weight-decay": None}
     assert {s.flag: s.choices for s in train_settings() if s.choices} == {
         "--preset": ("default", "paper"), "--arch": ("mlp", "conv"), "--activation": ("relu", "tanh"),
         "--likelihood": ("bernoulli", "gaussian"), "--binarize": ("none", "dynamic", "static"),

@@ -98,12 +98,12 @@ def test_events_arrive_in_order_and_each_epochs_checkpoint_is_on_disk_before_lat
         heard.append(event.kind)
         if event.kind == "start":
             assert event.state.epoch == 0 and event.test_inputs.shape == (len(digits.x_test), 8, 8)
-            assert (snapshot_dir(run.checkpoint) / "epoch-00000.safetensors").exists()  # the untrained model
+            assert (snapshot_dir(run.checkpoint) / "step-000000000.safetensors").exists()  # the untrained model
         if event.kind == "epoch":
             assert load_checkpoint(run.checkpoint).summary["epochs"] == event.state.epoch
             assert load_resume_state(run.resume).epoch == event.state.epoch
             assert read_metrics(run.metrics)[-2:] == event.records
-            assert (snapshot_dir(run.checkpoint) / f"epoch-{event.state.epoch:05d}.safetensors").exists()
+            assert (snapshot_dir(run.checkpoint) / f"step-{event.state.step:09d}.safetensors").exists()
 
     trainer = Trainer(build_model(model_config, CONFIG.seed), digits, CONFIG)
     RunWriter(run, digits, CONFIG).attach(trainer)
@@ -122,15 +122,16 @@ def test_resume_truncates_the_metrics_and_snapshots_written_after_the_resume_sta
     # A run killed during its second epoch: records past the resume state's step, and a later snapshot.
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"step": state.step + 2, "split": "train", "kind": "step", "elbo": -1.0}) + "\n")
-    (out / "snapshots" / "epoch-00002.safetensors").write_bytes((out / "snapshots" / "epoch-00001.safetensors")
-                                                                .read_bytes())
+    (out / "snapshots" / "step-000000008.safetensors").write_bytes((out / "snapshots" / "step-000000006.safetensors")
+                                                                   .read_bytes())
     writer = RunWriter(open_run_dir(out, resume=True), digits, CONFIG)
     assert writer.resume(state.step, state.epoch) == kept
     assert read_metrics(out / "metrics.jsonl") == kept
     assert [s.epoch for s in load_snapshots(out / "snapshots")] == [0, 1]
+    assert not (out / "snapshots" / "step-000000008.safetensors").exists()
 
-    (out / "snapshots" / "epoch-00005.safetensors").write_bytes((out / "snapshots" / "epoch-00001.safetensors")
-                                                                .read_bytes())
+    (out / "snapshots" / "step-000000030.safetensors").write_bytes((out / "snapshots" / "step-000000006.safetensors")
+                                                                   .read_bytes())
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"step": 999, "split": "train", "kind": "step", "elbo": -1.0}) + "\n")
     result = train_run(out, digits, model_config, CONFIG, resume=True)
@@ -140,3 +141,25 @@ def test_resume_truncates_the_metrics_and_snapshots_written_after_the_resume_sta
     assert [s.epoch for s in load_snapshots(out / "snapshots")] == [0, 1, 2]
     epochs = [(r["split"], r["step"]) for r in load_checkpoint(out).history if r["kind"] == "epoch"]
     assert epochs == [("train", 6), ("test", 6), ("train", 12), ("test", 12)]  # the chart spans both sessions
+
+
+def test_the_writer_snapshots_any_events_step_on_request_and_between_epoch_ends_on_its_own(tmp_path, digits,
+                                                                                           model_config):
+    config = TrainConfig(epochs=1, batch_size=64, log_every=5, snapshot_every=10, seed=4)  # 23 steps an epoch
+    run = open_run_dir(tmp_path / "run", resume=False)
+    trainer = Trainer(build_model(model_config, config.seed), digits, config)
+    writer = RunWriter(run, digits, config)
+    writer.attach(trainer)
+    asked = []
+
+    def pause_after(event):  # as a future "paused after one step" event would: the writer snapshots its step
+        if event.state.step == 5:
+            asked.append(writer.snapshot(event))
+
+    trainer.add_callback(pause_after, ("step",))
+    trainer.fit()
+    assert [p.name for p in asked] == ["step-000000005.safetensors"]
+    snaps = load_snapshots(snapshot_dir(run.checkpoint))
+    assert [s.step for s in snaps] == [0, 5, 15, 23]  # 10 steps after the last one (5), then the epoch's end
+    assert [round(s.epoch, 4) for s in snaps] == [0, round(5 / 23, 4), round(15 / 23, 4), 1]
+    assert snaps[-1].test_elbo == read_metrics(run.metrics)[-1]["elbo"] and snaps[2].test_elbo is None

@@ -1,7 +1,9 @@
-"""Animated figures of images: the interpolation's frames, and Replay's epochs of map and pictures."""
+"""Animated figures of images: the interpolation's frames, Replay's snapshots of map and pictures, and one
+snapshot alone (the Train page's live map)."""
 from __future__ import annotations
 
 import base64
+import math
 
 import numpy as np
 import plotly.graph_objects as go
@@ -47,13 +49,20 @@ def png_data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(np.asarray(image, np.uint8))).decode()
 
 
-def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height: int = 600,
-                  video_frames: np.ndarray | None = None) -> go.Figure:
-    """Training replayed: the map, prior samples and reconstructions of each snapshot as one Plotly
-    animation, moved together by Plotly's own slider and play button (no server round trip).
-    Each frame: {"name", "coords" [P, 2], "samples" and "reconstructions" uint8 grids}. `video_frames`: each
-    map point's frame in the video its data set was cut from (Frey Face), coloured on a scale with a colour bar
-    titled "frame" (as on the Latent space page) in place of classes."""
+MAP_REACH = 3  # the prior's three standard deviations: the least half-side a snapshot's map is drawn with
+
+
+def map_span(coords: list[np.ndarray]) -> int:
+    """Half the side of the square that holds every point of these frames: a whole number, at least MAP_REACH.
+    Whole, so that a live map's axes change only when a point first passes the next unit: a class sees the
+    points move, the untrained blob spread out from the middle, not the axes rescale under them."""
+    reach = max((float(np.abs(c).max()) for c in coords if len(c)), default=0.0)
+    return max(MAP_REACH, math.ceil(1.05 * reach))
+
+
+def _panels(labels: np.ndarray, class_names, video_frames: np.ndarray | None):
+    """The three panels every snapshot is drawn in (the map, prior samples, reconstructions), and the function
+    that makes one snapshot's traces for them: (figure, traces(frame, style=), number of map traces)."""
     # A map coloured by frame keeps its colour bar in a wider gap between the map and the samples.
     fig = make_subplots(rows=1, cols=3, column_widths=[0.5, 0.25, 0.25],
                         horizontal_spacing=0.04 if video_frames is None else 0.1,
@@ -64,7 +73,6 @@ def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height
         fig.layout.annotations[2].update(x=1, xanchor="right")
     unlabelled = labels is None or (labels < 0).all() or video_frames is not None
     classes = [None] if unlabelled else [int(c) for c in np.unique(labels)]
-
     rows = [np.arange(len(labels)) if c is None else np.flatnonzero(labels == c) for c in classes]
 
     def traces(frame, *, style: bool):
@@ -86,20 +94,45 @@ def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height
             out.append(go.Image(source=png_data_uri(frame[key]), hoverinfo="skip"))
         return out
 
-    first = traces(frames[0], style=True)  # the replay starts untrained; ▶ plays it forward
-    for i, trace in enumerate(first):
-        fig.add_trace(trace, row=1, col=1 if i < len(classes) else 2 + i - len(classes))
-    every = list(range(len(first)))
-    fig.frames = [go.Frame(data=traces(f, style=False), traces=every, name=f["name"]) for f in frames]
-    everything = np.concatenate([f["coords"] for f in frames])
-    lo, hi = everything.min(0), everything.max(0)
-    pad = 0.05 * (hi - lo) + 1e-3
-    fig.update_xaxes(range=[lo[0] - pad[0], hi[0] + pad[0]], row=1, col=1)
-    fig.update_yaxes(range=[lo[1] - pad[1], hi[1] + pad[1]], row=1, col=1)
+    return fig, traces, len(classes)
+
+
+def _draw(fig: go.Figure, traces: list, n_map: int, span: int) -> None:
+    """One snapshot's traces into the panels; the map's square fixed at +-span, the pictures' axes hidden."""
+    for i, trace in enumerate(traces):
+        fig.add_trace(trace, row=1, col=1 if i < n_map else 2 + i - n_map)
+    fig.update_xaxes(range=[-span, span], row=1, col=1)
+    fig.update_yaxes(range=[-span, span], row=1, col=1)
     for col in (2, 3):
         fig.update_xaxes(visible=False, row=1, col=col)
         fig.update_yaxes(visible=False, row=1, col=col)
-    steps = [dict(method="animate", label=f["name"],
+
+
+def snapshot_figure(frame: dict, labels: np.ndarray, class_names, *, span: int, height: int = 440,
+                    video_frames: np.ndarray | None = None) -> go.Figure:
+    """One snapshot as each of Replay's frames draws it: the Train page's live map. `frame` as in
+    `replay_figure`; `span` (map_span of every frame so far) keeps the axes still from one frame to the next."""
+    fig, traces, n_map = _panels(labels, class_names, video_frames)
+    _draw(fig, traces(frame, style=True), n_map, span)
+    fig = layout(fig, height, legend=dict(orientation="h", x=0, y=1.12, yanchor="bottom"))
+    fig.update_layout(margin=dict(l=10, r=10, t=90, b=10))
+    return fig
+
+
+def replay_figure(frames: list[dict], labels: np.ndarray, class_names, *, height: int = 600,
+                  video_frames: np.ndarray | None = None) -> go.Figure:
+    """Training replayed: the map, prior samples and reconstructions of each snapshot as one Plotly
+    animation, moved together by Plotly's own slider and play button (no server round trip).
+    Each frame: {"name" (unique), "label" (the slider's: its epoch), "coords" [P, 2], "samples" and
+    "reconstructions" uint8 grids}. `video_frames`: each map point's frame in the video its data set was cut
+    from (Frey Face), coloured on a scale with a colour bar titled "frame" (as on the Latent space page) in
+    place of classes."""
+    fig, traces, n_map = _panels(labels, class_names, video_frames)
+    first = traces(frames[0], style=True)  # the replay starts untrained; ▶ plays it forward
+    _draw(fig, first, n_map, map_span([f["coords"] for f in frames]))
+    every = list(range(len(first)))
+    fig.frames = [go.Frame(data=traces(f, style=False), traces=every, name=f["name"]) for f in frames]
+    steps = [dict(method="animate", label=f["label"],
                   args=[[f["name"]], dict(mode="immediate", frame=dict(duration=0, redraw=True),
                                           transition=dict(duration=0))])
              for f in frames]

@@ -1,0 +1,72 @@
+"""The Train page's live latent map in a real browser: a run started from the form shows its map forming, a new
+frame drawn as each snapshot lands, while the progress line still says Training."""
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.support import assert_no_errors, open_page
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+RUN_NAME = "live-map-run"
+# Records every change of the progress line, the live map's caption and the map's points (the first points of
+# its first trace, as Plotly drew them), with the time: what a student watching the page sees, in order.
+LIVE_PROBE = """() => {
+  const log = window.__livelog = [];
+  const t0 = performance.now();
+  const snap = () => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    if (!main) return;
+    const prog = main.querySelector('[data-testid="stProgress"]');
+    const text = prog ? prog.innerText.trim() : null;
+    const cap = [...main.querySelectorAll('[data-testid="stCaptionContainer"]')]
+      .map(c => c.innerText.trim()).find(c => c.startsWith('Latent map at')) || null;
+    const map = [...main.querySelectorAll('.js-plotly-plot')].find(gd => ((gd.layout || {}).annotations || [])
+      .some(a => (a.text || '').startsWith('posterior means of')));
+    const first = map && (map._fullData || []).find(t => t.type === 'scatter' && t.x && t.x.length);
+    const pts = first ? Array.from(first.x).slice(0, 3).map(v => v.toFixed(4)).join(',') : null;
+    const last = log[log.length - 1];
+    if (!last || last.text !== text || last.cap !== cap || last.pts !== pts)
+      log.push({t: Math.round(performance.now() - t0), text, cap, pts});
+  };
+  new MutationObserver(snap).observe(document.body,
+                                     {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+
+
+def test_a_2d_run_started_from_the_form_shows_a_latent_map_that_changes_five_times_before_it_ends(page, app):
+    main = open_page(page, app, "train")
+    main.locator('[data-testid="stSelectbox"]').filter(has_text="Data set").click()
+    page.get_by_role("option", name="mnist-5k", exact=True).click()
+
+    def field(label):
+        return (main.get_by_role("textbox", name=label, exact=True)
+                .or_(main.get_by_role("spinbutton", name=label, exact=True)))
+
+    field("Latent size").fill("2")
+    field("Hidden widths").fill("64")
+    field("Epochs").fill("4")
+    field("Batch size").fill("2")  # 2,000 steps an epoch: a snapshot every 100 of them, some 10-30 s in all
+    field("Run name").fill(RUN_NAME)
+    page.evaluate(LIVE_PROBE)
+    main.get_by_role("button", name="Start training").click()
+
+    page.wait_for_function(
+        """() => { const L = window.__livelog;
+                   const i = L.findIndex(e => e.text && e.text.startsWith('Training'));
+                   return i >= 0 && L.slice(i).some(e => e.text && e.text.startsWith('Finished')); }""",
+        timeout=240_000)
+    log = page.evaluate("() => window.__livelog")
+    training = [e for e in log if e["text"] and e["text"].startswith("Training") and e["cap"] and e["pts"]]
+    seen = list(dict.fromkeys(e["cap"] for e in training))
+    drawn = list(dict.fromkeys(e["pts"] for e in training))
+    print(f"{len(seen)} frames seen while training, {len(drawn)} distinct maps drawn:", seen[:3], "...", seen[-2:])
+    assert len(seen) >= 5, f"the live map's caption changed {len(seen)} times while training: {seen}"
+    assert len(drawn) >= 5, f"the map's points changed {len(drawn)} times while training"
+    assert log[-1]["text"].startswith("Finished"), log[-1]
+
+    # the finished run keeps showing its last frame: the end of the run, its test ELBO
+    final = main.locator('[data-testid="stCaptionContainer"]').filter(has_text="Latent map at step 8,000 (epoch 4)")
+    final.wait_for(timeout=30_000)
+    assert "test ELBO" in final.inner_text()
+    assert_no_errors(page, app)
