@@ -5,7 +5,8 @@ the resume state, the checkpoint and the epoch's snapshot (vae/snapshots.py), ea
 atomically, in that order; the untrained model's snapshot (step 0) when a new run starts; and between
 epoch ends a snapshot at the first logged step `snapshot_every` steps or more after the last snapshot
 (spaced further for a very long run: snapshots.snapshot_interval), so that a long epoch's map is seen
-forming. It must be the trainer's first callback (`train_run` attaches it first): whoever hears an
+forming; the records of pauses and changes (vae/control.py) as they come, and a paused run's snapshot.
+It must be the trainer's first callback (`train_run` attaches it first): whoever hears an
 epoch after it can open that epoch's checkpoint. Resuming, it forgets the abandoned future first:
 metrics logged and snapshots taken after the resume state's step (a run killed mid-epoch left them).
 With several processes, rank 0 alone has a writer.
@@ -43,7 +44,7 @@ class RunWriter:
         trainer.add_callback(self.on_start, ("start",))
         trainer.add_callback(self.on_step, ("step",))
         trainer.add_callback(self.on_epoch, ("epoch",))
-        trainer.add_callback(self.on_step, ("pause", "change"))  # their records, appended as they come
+        trainer.add_callback(self.on_control, ("pause", "change"))
         trainer.add_callback(self.on_end, ("end",))
 
     def resume(self, step: int, epoch: int) -> list[dict]:
@@ -66,6 +67,13 @@ class RunWriter:
         step = event.state.step
         ends_epoch = step - self.epoch_began >= self.steps_per_epoch  # its "epoch" event snapshots it, with a test ELBO
         if self.every and step - self.last_snapshot >= self.every and not ends_epoch:
+            self.snapshot(event)
+
+    def on_control(self, event: TrainEvent) -> None:
+        """A pause or a change (vae/control.py): its record; and a paused run's map, so that a class taking
+        one minibatch at a time sees what each step did (unless this step has one already)."""
+        append_metrics(self.run.metrics, event.records)
+        if event.kind == "pause" and event.state.step != self.last_snapshot:
             self.snapshot(event)
 
     def on_epoch(self, event: TrainEvent) -> None:

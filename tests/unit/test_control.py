@@ -181,3 +181,25 @@ def test_a_change_made_as_an_epoch_ends_is_redone_on_resume(tmp_path):
         '{"step": 7, "kind": "step", "split": "train", "elbo": -1}']) + "\n")
     truncate_metrics(path, 6)  # the resume state is step 6's: saved before the pause and the change
     assert [r["kind"] for r in read_metrics(path)] == ["epoch"]
+
+
+def test_a_paused_run_writes_its_map_so_each_single_step_shows(tmp_path, digits, model_config):
+    from vae.snapshots import load_snapshots, snapshot_dir
+
+    out, control = tmp_path / "run", TrainControl(paused=True)
+    pauses = []
+
+    def on_event(event):
+        if event.kind == "pause":
+            pauses.append(event.state.step)
+            if len(pauses) < 3:
+                control.step()  # from the listener: the trainer waits for the answer after this returns
+            else:
+                control.resume()
+
+    config = TrainConfig(epochs=1, batch_size=256, log_every=100, seed=4, snapshot_every=0)
+    train_run(out, digits, model_config, config, callbacks=[on_event], control=control, kinds=EVENTS[1:])
+    assert pauses == [0, 1, 2]
+    steps = [s.step for s in load_snapshots(snapshot_dir(out / "model.safetensors"))]
+    assert steps == [0, 1, 2, STEPS_PER_EPOCH]  # the untrained model, each paused step, the epoch's end
+    assert [r["kind"] for r in read_metrics(out / "metrics.jsonl")][:5] == ["pause", "step", "pause", "step", "pause"]
