@@ -6,7 +6,6 @@ import itertools
 import re
 import time
 
-import numpy as np
 import streamlit as st
 
 from vae.checkpoint import Checkpoint, CheckpointError
@@ -30,7 +29,7 @@ from . import state
 from .figures.curves import training_curves
 from .live_map import live_map
 from .train_controls import owner_controls, status_line
-from .widgets import fail, show_images
+from .widgets import fail
 
 UPLOAD = "a file of my own…"
 
@@ -237,11 +236,6 @@ def live_view(run_name: str, n_pixels: int) -> None:
     else:
         st.caption("The curves appear after the first logged steps.")
     live_map(state.settings().runs_root / run_name)  # the newest snapshot's map, from the run folder's files
-    if job is not None and job.preview:
-        st.caption(f"After epoch {job.preview_epoch}: test images, their reconstructions, prior samples")
-        p = job.preview
-        show_images(np.concatenate([p["inputs"], p["reconstructions"], p["samples"]]), ncols=len(p["inputs"]),
-                    target=56)
 
 
 def run_checkpoint(run_name: str) -> Checkpoint | None:

@@ -14,25 +14,22 @@ lines of numbers and strings, so nothing either side reads is ever executed:
   even killed with -9) stops the run too, the way the Stop button does. A line it does not know is
   ignored, said on stderr.
 - child -> server (stdout): {"kind": "step"|"epoch"|"pause"|"change", "records", "progress",
-  "samples_per_s", "preview"} after each logged step, epoch, pause or change (an epoch's preview: three
-  small float32 image stacks, base64), and last {"end": state, "message": sentence}. Anything else the
-  child prints goes to stderr.
+  "samples_per_s"} after each logged step, epoch, pause or change, and last {"end": state, "message":
+  sentence}. Anything else the child prints goes to stderr. Pictures do not travel this way: the run
+  writer's snapshot files are what the Train page's live map reads (ui/live_map.py), the same files for
+  every viewer and for any server on the runs folder.
 """
 from __future__ import annotations
 
-import base64
 import json
 import os
 import sys
 import threading
 from pathlib import Path
 
-import numpy as np
-
 from .config import ConfigError, ModelSettings, RunSettings, TrainConfig
 from .control import ControlError, TrainControl
 
-PREVIEW_COUNT = 8
 COMMANDS = ("pause", "resume", "step", "epoch", "change", "stop")  # the control lines, after the job's
 
 
@@ -51,18 +48,6 @@ def read_job(job: dict) -> dict:
     sentence (ConfigError). A line without "device" (bench/threads.py writes its own) trains on the CPU."""
     return {**job, "model": ModelSettings.from_dict(job["model"]), "train": TrainConfig.from_dict(job["train"]),
             "device": job.get("device", RunSettings().device)}
-
-
-def encode_images(images: dict[str, np.ndarray]) -> dict:
-    return {name: {"shape": list(a.shape), "float32": base64.b64encode(np.ascontiguousarray(a, np.float32)).decode()}
-            for name, a in images.items()}
-
-
-def decode_images(encoded: dict | None) -> dict[str, np.ndarray] | None:
-    if encoded is None:
-        return None
-    return {name: np.frombuffer(base64.b64decode(v["float32"]), np.float32).reshape(v["shape"]).copy()
-            for name, v in encoded.items()}
 
 
 def death_sentence(returncode: int, process: str = "the training process") -> str:
@@ -111,7 +96,6 @@ def run_job(job: dict, send, stop: threading.Event, control: TrainControl | None
         job = read_job(job)
         data = load_dataset(job["dataset"], data_dir=job["data_dir"])
         model_config = job["model"].with_image_shape(data.image_shape)
-        inputs = np.array(data.x_test[:PREVIEW_COUNT], np.float32)  # a writable copy for torch
 
         shown, searched = [], []
 
@@ -122,9 +106,8 @@ def run_job(job: dict, send, stop: threading.Event, control: TrainControl | None
             if event.state is not None and event.state.lr_search is not None and not searched:
                 searched.append(event.state.lr_search)  # and the step size a search chose, once
                 print(event.state.lr_search.describe(), file=sys.stderr, flush=True)
-            preview = encode_images(preview_images(event.model, inputs)) if event.kind == "epoch" else None
             send({"kind": event.kind, "records": event.records, "progress": event.progress,
-                  "samples_per_s": event.samples_per_s, "preview": preview})
+                  "samples_per_s": event.samples_per_s})
 
         result = train_run(Path(job["out"]), data, model_config, job["train"], resume=job["resume"],
                            callbacks=[on_event], device=job["device"], threads=threads, stop_event=stop,
@@ -136,21 +119,6 @@ def run_job(job: dict, send, stop: threading.Event, control: TrainControl | None
         return "failed", f"could not write the run folder: {err.strerror or err}."
     except Exception as err:  # the job must always end in a readable state
         return "failed", f"training failed unexpectedly: {type(err).__name__}: {err}."
-
-
-def preview_images(model, inputs: np.ndarray) -> dict[str, np.ndarray]:
-    """Reconstructions of a few test images and prior samples, for the strip that refreshes each epoch."""
-    import torch
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        x = torch.from_numpy(inputs).to(device)
-        z = torch.randn(PREVIEW_COUNT, model.config.latent_dim, generator=torch.Generator().manual_seed(0)).to(device)
-        out = {"inputs": inputs, "reconstructions": model(x).cpu().numpy(),
-               "samples": model.decode_mean(z).cpu().numpy()}
-    model.train(was_training)
-    return out
 
 
 def control_line(command: str, **values) -> bytes:

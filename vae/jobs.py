@@ -26,11 +26,9 @@ import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
 from .config import DEVICES, ConfigError
 from .control import Change, ControlError
-from .job_process import child_env, control_line, death_sentence, decode_images, job_line
+from .job_process import child_env, control_line, death_sentence, job_line
 from .job_queue import Held, SharedJob, SharedQueue
 from .job_spec import JobSpec
 from .runs import RunError, open_run_dir, validate_run_name
@@ -62,8 +60,6 @@ class Job:
     started: float | None = None
     ended: float | None = None
     history: list[dict] = field(default_factory=list)
-    preview: dict[str, np.ndarray] = field(default_factory=dict)  # "reconstructions", "samples", "inputs"
-    preview_epoch: int = 0
     queue_position: int = 0  # 1 = next to start; 0 when not queued
     pid: int | None = None  # the training process, once started
     paused: bool = False  # waiting for a step, an epoch or resume (vae/control.py); it keeps its slot
@@ -86,7 +82,7 @@ class Job:
 
     def snapshot(self) -> "Job":
         """A copy a page may read at leisure while the worker goes on."""
-        return replace(self, history=list(self.history), preview=dict(self.preview), outbox=[])
+        return replace(self, history=list(self.history), outbox=[])
 
 
 class JobRegistry:
@@ -296,17 +292,14 @@ class JobRegistry:
                 if "end" in message:
                     return message["end"], message["message"]
                 self._on_event(job, message["kind"], message["records"], message["progress"],
-                               message["samples_per_s"], decode_images(message["preview"]))
+                               message["samples_per_s"])
 
-    def _on_event(self, job: Job, kind: str, records: list[dict], progress: float, samples_per_s: float,
-                  preview: dict | None) -> None:
+    def _on_event(self, job: Job, kind: str, records: list[dict], progress: float, samples_per_s: float) -> None:
         with self._lock:
             job.history.extend(records)
             job.progress, job.samples_per_s = progress, samples_per_s
             if kind == "pause":
                 job.paused = True
-            if preview is not None and kind == "epoch":
-                job.preview, job.preview_epoch = preview, int(round(records[0]["epoch"]))
 
 
 def _check_change(job: Job, lr: float | None, beta: float | None) -> None:

@@ -198,7 +198,7 @@ def test_training_from_the_form_reports_progress_and_adds_the_run(page, app):
             open_page(page, app, "train")  # a reload reads the runs folder afresh
     page.keyboard.press("Escape")
     assert_no_errors(page, app)
-    wait_for_images(page, 1)  # the last epoch's preview
+    wait_for_plots(page, 2)  # the curves, and the live map of the last snapshot
     screenshot(page, "train")
 
 
