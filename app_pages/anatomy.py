@@ -46,6 +46,7 @@ def on_the_map(ck, enc, data, image: int) -> int:
     title = "Click a test image" + (" (PCA of the posterior means)" if ck.model_config.latent_dim > 2 else "")
     fig = latent_map(coords, np.arange(len(coords)), enc.labels, data.class_names, highlight=mark, height=460,
                      frames=enc.frames, title=title)
+    fig.update_layout(dragmode="zoom")  # Streamlit selects a clicked point only outside the lasso and box modes
     event = st.plotly_chart(fig, key="an_map", on_select="rerun", selection_mode="points")
     clicked = next((int(p["customdata"]) for p in (event.selection.points if event else []) if "customdata" in p),
                    None)

@@ -20,12 +20,16 @@ import numpy as np
 import torch
 
 from .config import ConfigError
-from .inputs import input_log_likelihood
+from .inputs import INPUT_REPEATS, input_log_likelihood
 from .metrics import as_tensor, evaluate_elbo
 from .model import VAE, gaussian_kl_per_dim
 
-MAX_L = 1000  # draws for A and B: 2 x 1000 decodes of one image, ~20 ms for the bundled models (bench below)
-MAX_K = 1000  # importance samples: input_log_likelihood repeats them 8 times, ~80 ms at K = 1000
+MAX_L = 1000  # draws of eps for A and B
+MAX_K = 1000  # importance samples, which input_log_likelihood repeats INPUT_REPEATS times
+# Decodes of the one image a page run may ask for (2 L for A and B, 8 K for IW), so that it stays well under a
+# second on one thread (bench/anatomy.py): L = K = 1000 is 10,000 decodes, 0.12 s for the bundled MLPs; a conv
+# decoder costs ~20 times more per decode (1,000 decodes: 0.2 s for a 1024-D one).
+DECODE_BUDGET = {"mlp": 10_000, "conv": 2_000}
 SHOWN_DIMS = 32  # a latent above this shows its dimensions of largest KL only (up to 1024 would be unreadable)
 
 
@@ -88,6 +92,15 @@ def check_settings(model: VAE, x: np.ndarray | torch.Tensor, n_samples: int, k: 
         raise ConfigError(f"L must be between 1 and {MAX_L}, got {n_samples}.")
     if not 1 <= k <= MAX_K:
         raise ConfigError(f"K must be between 1 and {MAX_K}, got {k}.")
+    arch, work = model.config.arch, decodes(n_samples, k)
+    if work > DECODE_BUDGET[arch]:
+        raise ConfigError(f"L = {n_samples} and K = {k} decode this {arch} model {work:,} times, over the "
+                          f"{DECODE_BUDGET[arch]:,} one view allows (a second of a shared server); lower L or K.")
+
+
+def decodes(n_samples: int, k: int) -> int:
+    """How many times `anatomy` runs the decoder on the image: A and B over L draws, the IW bound's repeats."""
+    return 2 * n_samples + INPUT_REPEATS * k
 
 
 @torch.no_grad()

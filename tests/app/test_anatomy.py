@@ -86,7 +86,8 @@ def test_an_image_chosen_by_class(open_page, mnist5k):
 def test_an_image_clicked_on_the_map(open_page):
     at = open_page("anatomy")
     at.radio(key="an_way").set_value("map").run()
-    assert any(t.startswith("Click a test image") for t in titles(at))
+    the_map = next(f for f in figures(at) if f["layout"]["title"]["text"].startswith("Click a test image"))
+    assert the_map["layout"]["dragmode"] not in ("lasso", "select")  # Streamlit selects clicked points only then
     # What the browser sends for a click on one point (tests/browser/test_anatomy.py clicks in Chromium)
     at.session_state["an_map"] = PlotlyState({"selection": {"points": [{"customdata": 42}], "point_indices": [0],
                                                             "box": [], "lasso": []}})
@@ -154,3 +155,20 @@ def test_new_eps_moves_z_and_the_sample_but_not_mu_or_sigma(open_page):
     assert now[0] == shown[0] and now[1] != shown[1] and now[2] != shown[2]  # x stays; the mean and sample move
     assert list(at.table[0].value["estimate (nats)"]) != estimates
     assert any(c.value == "ε draw 1" for c in at.caption) and at.query_params["eps"] == "1"
+
+
+def test_a_view_too_slow_for_a_conv_decoder_is_refused_in_one_sentence(open_link, runs_dir):
+    from vae.checkpoint import save_checkpoint
+    from vae.config import ModelConfig
+    from vae.model import build_model
+    (runs_dir / "conv-z8").mkdir()
+    save_checkpoint(runs_dir / "conv-z8" / "model.safetensors",
+                    build_model(ModelConfig(image_shape=(28, 28), latent_dim=8, arch="conv", hidden=(16,))),
+                    dataset={"name": "mnist-5k", "image_shape": [28, 28]}, summary={"epochs": 0})
+    at = open_link("anatomy", model="run:conv-z8", L="1000", K="1000")
+    assert [e.value for e in at.error] == ["L = 1000 and K = 1000 decode this conv model 10,000 times, over the 2,000 "
+                                           "one view allows (a second of a shared server); lower L or K."]
+    assert not stages(at)
+    at.select_slider(key="an_k").set_value(100).run()
+    at.slider(key="an_l").set_value(100).run()
+    assert not at.error and set(stages(at)) == {"μ", "σ", "ε", "z"}

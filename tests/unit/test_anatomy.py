@@ -130,6 +130,15 @@ def test_what_it_cannot_take_is_refused_in_one_sentence(shape, n_samples, k, mes
     assert str(err.value) == message
 
 
+def test_a_slow_decoder_is_given_fewer_samples_in_one_sentence():
+    conv = build_model(ModelConfig(image_shape=(8, 8), latent_dim=2, arch="conv", hidden=(8,)))
+    with pytest.raises(ConfigError, match=r"^L = 1000 and K = 1000 decode this conv model 10,000 times, over the "
+                                          r"2,000 one view allows .*; lower L or K\.$"):
+        anatomy(conv, np.zeros((8, 8), np.float32), n_samples=1000, k=1000)
+    assert anatomy(conv, np.zeros((8, 8), np.float32), n_samples=100, k=100).estimate("IW").samples == 100
+    assert anatomy(tiny(), np.zeros((6, 5), np.float32), n_samples=1000, k=1000).estimate("B").samples == 1000
+
+
 def test_a_vector_is_printed_whole_when_short_and_counted_when_long():
     assert vector_text([0.12345, -1.3]) == "(0.123, -1.300)"
     assert vector_text(np.arange(10) / 10, limit=3, decimals=1) == "(0.0, 0.1, 0.2, …; 10 values)"

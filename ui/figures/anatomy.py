@@ -70,4 +70,5 @@ def estimates_figure(a: Anatomy, *, height: int = 300) -> go.Figure:
     fig.add_vline(x=a.elbo, line=dict(color="black", width=2, dash="dot"),
                   annotation_text=f"this ε: {a.elbo:.2f}", annotation_position="top")
     fig.update_xaxes(title_text="nats (higher is better)")
-    return layout(fig, height, title="The bound's estimators for this image", showlegend=False)
+    layout(fig, height, title="The bound's estimators for this image", showlegend=False)
+    return fig.update_layout(margin=dict(t=70))  # room for the line's label under the title
