@@ -13,13 +13,11 @@ from vae.anatomy import MAX_L, anatomy, vector_text
 from vae.config import ConfigError
 from vae.derived import YOUR_INPUT_K
 from vae.inputs import DIGIT_SETS, InputError, prepare_input, read_image
-from vae.precision import format_bound
 from vae.projections import pca_with_path
 
 WAYS = {"index": "By index", "class": "By class", "map": "On the map", "draw": "Drawn"}
 K_CHOICES = (1, 10, 100, 1000)  # K = 1 is the ELBO itself (estimator A, one draw)
 MAX_DRAW = 10**6  # the "New ε" counter, which seeds every random number on the page
-EQUATIONS = {"A": "A (eq. 6)", "B": "B (eq. 7)", "IW": "IW bound (Burda et al.)"}
 
 
 def test_image(enc, data, row: int) -> str:
@@ -87,25 +85,24 @@ def choose(ck, enc, data, way: str) -> tuple[np.ndarray | None, str, int | None]
     return enc.images(row)[0], test_image(enc, data, row), row
 
 
+def stage(col, title: str, lines=(), image=None, caption: str = "") -> None:
+    with col:
+        st.markdown(title)
+        if image is not None:
+            show_images(image[None], target=112, caption=caption)
+        for line in lines:
+            st.caption(line)
+
+
 def pipeline(a, what: str, likelihood: str) -> None:
     """x -> encoder -> (mu, sigma) -> z -> decoder -> p(x|z), each with this image's numbers."""
     cols = st.columns(5)
-    cols[0].markdown("**x** →")
-    with cols[0]:
-        show_images(a.x[None], target=112, caption=what)
-    cols[1].markdown("**encoder** q(z|x) →")
-    cols[1].caption(f"μ = {vector_text(a.mu)}")
-    cols[1].caption(f"σ = {vector_text(a.sigma)}")
-    cols[2].markdown("**z = μ + σ · ε** →")
-    cols[2].caption(f"ε = {vector_text(a.eps)}")
-    cols[2].caption(f"z = {vector_text(a.z)}")
-    cols[3].markdown("**decoder**: the mean of p(x|z)")
-    with cols[3]:
-        show_images(a.decoded[None], target=112, caption="E[x|z]")
-    cols[4].markdown("**a sample** of p(x|z)")
-    with cols[4]:
-        show_images(a.sample[None], target=112, caption="Bernoulli pixels, 0 or 1" if likelihood == "bernoulli"
-                    else "mean + σ · noise, clipped to [0, 1]")
+    stage(cols[0], "**x** →", image=a.x, caption=what)
+    stage(cols[1], "**encoder** q(z|x) →", [f"μ = {vector_text(a.mu)}", f"σ = {vector_text(a.sigma)}"])
+    stage(cols[2], "**z = μ + σ · ε** →", [f"ε = {vector_text(a.eps)}", f"z = {vector_text(a.z)}"])
+    stage(cols[3], "**decoder**: the mean of p(x|z)", image=a.decoded, caption="E[x|z]")
+    stage(cols[4], "**a sample** of p(x|z)", image=a.sample,
+          caption="Bernoulli pixels, 0 or 1" if likelihood == "bernoulli" else "mean + σ · noise, clipped to [0, 1]")
 
 
 def next_draw() -> None:
@@ -168,7 +165,5 @@ left.plotly_chart(pixel_figure(a), key="an_pixels")
 right.markdown(f"**ELBO for this ε** = log p(x|z) − KL = {a.recon:.2f} − {a.kl:.2f} = **{a.elbo:.2f} nats** "
                "(eq. 3's bound, estimated by eq. 7 with L = 1)")
 right.plotly_chart(estimates_figure(a), key="an_estimates")
-right.table(pd.DataFrame([{"estimator": EQUATIONS[e.name], "samples": f"{'K' if e.name == 'IW' else 'L'} = {e.samples}",
-                           "estimate (nats)": format_bound(e.mean, e.se),
-                           "spread of one draw": "" if e.spread is None else f"{e.spread:.2f}"} for e in a.estimates]))
+right.table(pd.DataFrame(a.table()))
 notes.anatomy()

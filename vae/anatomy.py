@@ -23,6 +23,7 @@ from .config import ConfigError
 from .inputs import INPUT_REPEATS, input_log_likelihood
 from .metrics import as_tensor, evaluate_elbo
 from .model import VAE, gaussian_kl_per_dim
+from .precision import format_bound
 
 MAX_L = 1000  # draws of eps for A and B
 MAX_K = 1000  # importance samples, which input_log_likelihood repeats INPUT_REPEATS times
@@ -30,6 +31,7 @@ MAX_K = 1000  # importance samples, which input_log_likelihood repeats INPUT_REP
 # second on one thread (bench/anatomy.py): L = K = 1000 is 10,000 decodes, 0.12 s for the bundled MLPs; a conv
 # decoder costs ~20 times more per decode (1,000 decodes: 0.2 s for a 1024-D one).
 DECODE_BUDGET = {"mlp": 10_000, "conv": 2_000}
+NAMES = {"A": "A (eq. 6)", "B": "B (eq. 7)", "IW": "IW bound (Burda et al.)"}
 SHOWN_DIMS = 32  # a latent above this shows its dimensions of largest KL only (up to 1024 would be unreadable)
 
 
@@ -74,6 +76,12 @@ class Anatomy:
 
     def estimate(self, name: str) -> Estimate:
         return next(e for e in self.estimates if e.name == name)
+
+    def table(self) -> list[dict]:
+        """The estimators as the page lists them: each estimate to its standard error's digits (vae.precision)."""
+        return [{"estimator": NAMES[e.name], "samples": f"{'K' if e.name == 'IW' else 'L'} = {e.samples}",
+                 "estimate (nats)": format_bound(e.mean, e.se),
+                 "spread of one draw": "" if e.spread is None else f"{e.spread:.2f}"} for e in self.estimates]
 
     def shown_dims(self, limit: int = SHOWN_DIMS) -> np.ndarray:
         """Every dimension in order for a small latent; beyond `limit`, the `limit` of largest KL for this

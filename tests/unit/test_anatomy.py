@@ -85,6 +85,14 @@ def test_estimators_a_and_b_are_vae_evals_and_agree_with_each_other_and_with_the
     assert draws.std(ddof=1) == pytest.approx(est_b.spread, rel=0.25)  # and they spread like B's single draws
 
 
+def test_the_estimators_table_names_each_equation_and_rounds_to_the_standard_error(z2, image):
+    rows = anatomy(z2.model, image, seed=0, n_samples=100, k=10).table()
+    assert [(r["estimator"], r["samples"]) for r in rows] == [("A (eq. 6)", "L = 100"), ("B (eq. 7)", "L = 100"),
+                                                              ("IW bound (Burda et al.)", "K = 10")]
+    assert all(" ± " in r["estimate (nats)"] for r in rows)
+    assert rows[2]["spread of one draw"] == "" and float(rows[1]["spread of one draw"]) > 0
+
+
 def test_the_iw_bound_is_above_the_elbo(z16, image):
     a = anatomy(z16.model, image, seed=0, n_samples=1000, k=1000)
     iw, b = a.estimate("IW"), a.estimate("B")
