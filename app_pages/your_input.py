@@ -12,6 +12,7 @@ from vae.checkpoint import CheckpointError
 from vae.data import BUILTIN_DATASETS
 from vae.derived import YOUR_INPUT_K, read_reference_log_likelihoods
 from vae.inputs import (
+    DIGIT_SETS,
     InputError,
     input_log_likelihood,
     map_with_input,
@@ -23,8 +24,6 @@ from vae.inputs import (
 from vae.latent import reconstruct
 from vae.metrics import posterior_stats
 from vae.precision import format_bound
-
-DIGIT_SETS = ("mnist-5k", "mnist", "digits")  # what the canvas and MNIST's preprocessing are made for
 
 
 def reference_log_likelihoods(ck, k: int):

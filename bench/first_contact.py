@@ -265,7 +265,7 @@ def main() -> None:
 # -- what each page costs a new visitor ------------------------------------------------------------
 PAGES = {"Latent space": "", "Interpolate": "interpolate", "Samples": "samples", "Replay training": "replay",
          "Compare": "compare", "Paper figures": "reproduce", "Your input": "your_input",
-         "Estimator lab": "estimator_lab", "Train": "train"}
+         "ELBO anatomy": "anatomy", "Estimator lab": "estimator_lab", "Train": "train"}
 # The script has run to its end: no "Running…" widget, and its closing note (or Train's "No runs yet") drawn.
 PAGE_DONE = """() => !document.querySelector('[data-testid="stStatusWidget"]')
     && document.querySelectorAll('[data-testid="stMain"] [data-testid="stExpander"],'

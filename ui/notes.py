@@ -46,6 +46,24 @@ ELBO (β = 1) for test images. **KL warm-up** raises β from 0 over the first ep
 to use z before the KL term pulls the posteriors to the prior, a common cure for posterior collapse.
 """
 
+ANATOMY = r"""
+**The bound** (eq. 3): $\mathcal{L}(x) = -D_{KL}(q_\phi(z|x)\,\|\,p(z)) + \mathbb{E}_{q_\phi(z|x)}[\log p_\theta(x|z)]$,
+below $\log p(x)$ by the KL from $q$ to the true posterior (eq. 1).
+
+**The encoder** gives $q_\phi(z|x) = \mathcal{N}(\mu, \operatorname{diag}\sigma^2)$ (eq. 9): both depend on $x$ alone,
+so "New ε" never moves them. **The reparameterisation** (section 2.4, eq. 10) draws $\epsilon \sim \mathcal{N}(0, I)$
+and sets $z = \mu + \sigma \odot \epsilon$: the noise sits outside the encoder, so gradients reach $\mu$ and $\sigma$.
+**The decoder** gives $p_\theta(x|z)$, one factor per pixel (appendix C), so $\log p(x|z) = \sum_i \log p(x_i|z)$:
+the heat map is that sum before it is taken, dark where the model pays most. **The KL** has appendix B's closed
+form, one term per dimension: $\tfrac12(\mu_j^2 + \sigma_j^2 - 1 - \log\sigma_j^2)$, zero where $q$ is the prior.
+
+**This ε's ELBO** is their difference: estimator B (eq. 7) with $L = 1$. **Estimator A** (eq. 6) samples the KL too,
+$\frac1L\sum_l \log p(x, z_l) - \log q(z_l|x)$; **B** keeps it analytic and samples only $\log p(x|z_l)$. Both
+see the same $L$ draws here; the spread is one draw's standard deviation, and the estimate's own error is
+that over $\sqrt{L}$. **The IW bound** (Burda et al., 2015) averages $K$ weights $p(x, z_k)/q(z_k|x)$ inside the
+log: $K = 1$ is the ELBO, and it rises towards $\log p(x)$ with $K$ (8 repeats give its standard error).
+"""
+
 
 def elbo_terms() -> None:
     explain("The ELBO's two terms (eq. 3)", ELBO_TERMS)
@@ -57,3 +75,7 @@ def reparameterisation() -> None:
 
 def beta() -> None:
     explain("What β does", BETA)
+
+
+def anatomy() -> None:
+    explain("How the stages add up to the bound", ANATOMY)

@@ -38,6 +38,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("compare", "Compare", ":material/compare:"),
     PageSpec("reproduce", "Paper figures", ":material/history_edu:"),
     PageSpec("your_input", "Your input", ":material/draw:"),
+    PageSpec("anatomy", "ELBO anatomy", ":material/account_tree:"),
     PageSpec("estimator_lab", "Estimator lab", ":material/science:"),
     PageSpec("train", "Train", ":material/model_training:", trains=True, watch="Watch training"),
 )

@@ -19,6 +19,7 @@ from .data.images import ImageError, decode_image, luma
 from .metrics import as_tensor
 from .model import VAE, iw_log_likelihood
 
+DIGIT_SETS = ("mnist-5k", "mnist", "digits")  # what the canvas and MNIST's preprocessing are made for
 MAX_BYTES = 10 * 2**20  # one image: a phone photo fits, a video does not
 MAX_SIDE = 4096  # pixels; checked before a PNG or JPEG is decoded (decompression bombs)
 MNIST_SHAPE = (28, 28)

@@ -135,10 +135,21 @@ class VAE(nn.Module):
             logits = params.flatten(-2)
             x_dot_l = torch.einsum("...bp,bp->...b", logits, x.flatten(-2))
             return x_dot_l - F.softplus(logits).sum(-1)
+        return self._gaussian_log_p(x, params, logvar).flatten(-2).sum(-1)
+
+    def log_px_per_pixel(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x_i|z) of each pixel, x [B, H, W], z [L, B, D] -> [L, B, H, W]: `log_px_given_z` before its
+        sum over pixels (the ELBO anatomy page's heat map), in appendix C.1's form for a Bernoulli decoder."""
+        params, logvar = self.decode(z)
+        if self.config.likelihood == "bernoulli":
+            return x * params - F.softplus(params)  # x_i log y_i + (1 - x_i) log(1 - y_i), y = sigmoid(l)
+        return self._gaussian_log_p(x, params, logvar)
+
+    def _gaussian_log_p(self, x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
+        """log N(x_i; mean_i, sigma_i^2) per pixel; a fixed sigma (`gaussian_std`) when the decoder emits none."""
         if logvar is None:
-            logvar = torch.full_like(params, 2 * math.log(self.config.gaussian_std))
-        log_p = -0.5 * (LOG_2PI + logvar + (x - params) ** 2 * torch.exp(-logvar))
-        return log_p.flatten(-2).sum(-1)
+            logvar = torch.full_like(mean, 2 * math.log(self.config.gaussian_std))
+        return -0.5 * (LOG_2PI + logvar + (x - mean) ** 2 * torch.exp(-logvar))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction through the posterior mean, shaped like the input (an image in, an image out)."""

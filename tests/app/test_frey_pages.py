@@ -132,3 +132,18 @@ def test_your_input_says_a_face_model_is_not_for_digits_and_maps_by_frame(open_p
 def test_the_estimator_lab_renders(open_page, frey_runs):
     at = open_page("estimator_lab", model_key=FREY)
     assert not at.error, [e.value for e in at.error]
+
+
+def test_the_elbo_anatomy_of_a_face_says_it_has_no_classes_offers_no_canvas_and_samples_grey_pixels(open_page,
+                                                                                                  frey_runs):
+    at = open_page("anatomy", model_key=FREY, an_way="class")  # Frey Face: a Gaussian decoder, no labels
+    assert not at.error, [e.value for e in at.error]
+    assert len(images(at)) == 3
+    assert any("has no labels" in i.value for i in at.info)
+    captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
+    assert captions[0].startswith("test image 0 (frame ") and captions[2] == "mean + σ · noise, clipped to [0, 1]"
+    at.radio(key="an_way").set_value("map").run()
+    assert frame_coloured(figures(at)[0])
+    at.radio(key="an_way").set_value("draw").run()
+    assert any("Drawing is offered for digit models only" in i.value for i in at.info)
+    assert not at.get("bidi_component") and not at.exception

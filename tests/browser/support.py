@@ -32,6 +32,7 @@ DRAWN = {
     "compare": ("Compare checkpoints", "Reading the table"),
     "reproduce": ("Paper figures", "What does figure 2 show?"),
     "your_input": ("Your input", "How is my input judged?"),
+    "anatomy": ("ELBO anatomy", "How the stages add up to the bound"),
     "estimator_lab": ("Estimator lab", "Estimators A and B, and what L does"),
     "train": ("Train", "What happens during training?"),
 }

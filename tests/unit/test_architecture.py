@@ -24,8 +24,9 @@ from ui.pages import FOLDER, PAGES
 APP_SIDE = ("streamlit", "ui")
 # The explorer's side, which training never needs: what a model does to latent points, the maps and their
 # sklearn/UMAP machinery, the numbers the pages show about a finished model. The one place that names them.
-EXPLORER_SIDE = ("vae.latent", "vae.projections", "vae.export", "vae.inputs", "vae.diagnostics", "vae.estimators",
-                 "vae.compare", "vae.derived", "vae.reproduce", "streamlit", "sklearn", "umap", "scipy")
+EXPLORER_SIDE = ("vae.latent", "vae.projections", "vae.export", "vae.inputs", "vae.anatomy", "vae.diagnostics",
+                 "vae.estimators", "vae.compare", "vae.derived", "vae.reproduce", "streamlit", "sklearn", "umap",
+                 "scipy")
 # `import <module>` alone, in a fresh interpreter, must not load these (a name covers its submodules).
 MUST_NOT_LOAD = {
     "vae.config": ("torch",),  # the CLI's help and the Train page's form are built from it before torch loads
