@@ -42,6 +42,31 @@ SETTLED = """() => document.querySelectorAll('[data-stale="true"]').length === 0
 PROGRESS = """() => { const p = document.querySelector('[data-testid="stMain"] [data-testid="stProgress"]');
                       return p ? p.innerText.trim() : null; }"""
 
+# The Train page's live view as a student watching it sees it: every change of the progress line, the live map's
+# caption and the map's points (the first points of its first trace, as Plotly drew them), with the time, in order,
+# in window.__livelog.
+LIVE_PROBE = """() => {
+  const log = window.__livelog = [];
+  const t0 = performance.now();
+  const snap = () => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    if (!main) return;
+    const prog = main.querySelector('[data-testid="stProgress"]');
+    const text = prog ? prog.innerText.trim() : null;
+    const cap = [...main.querySelectorAll('[data-testid="stCaptionContainer"]')]
+      .map(c => c.innerText.trim()).find(c => c.startsWith('Latent map at')) || null;
+    const map = [...main.querySelectorAll('.js-plotly-plot')].find(gd => ((gd.layout || {}).annotations || [])
+      .some(a => (a.text || '').startsWith('posterior means of')));
+    const first = map && (map._fullData || []).find(t => t.type === 'scatter' && t.x && t.x.length);
+    const pts = first ? Array.from(first.x).slice(0, 3).map(v => v.toFixed(4)).join(',') : null;
+    const last = log[log.length - 1];
+    if (!last || last.text !== text || last.cap !== cap || last.pts !== pts)
+      log.push({t: Math.round(performance.now() - t0), text, cap, pts});
+  };
+  new MutationObserver(snap).observe(document.body,
+                                     {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+
 
 def url_of(base: str, name: str) -> str:
     """The address of page `name` on the server at `base` (the default page is the root)."""

@@ -1,6 +1,7 @@
 """The teaching lab in a real browser: a run started from the Train page is paused, taken one minibatch and one
 epoch at a time, given a new learning rate while paused, resumed and stopped; the change is in metrics.jsonl
-and marked on the curves."""
+and marked on the curves. And a class follows: a student on a read-only server, opening the teacher's link,
+watches the teacher's run form live, with no controls of their own."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,16 @@ import time
 
 import pytest
 
-from tests.browser.support import PROGRESS, assert_no_errors, open_page, screenshot
+from tests.browser.support import (
+    LIVE_PROBE,
+    PROGRESS,
+    VIEWPORT,
+    assert_no_errors,
+    open_page,
+    running_app,
+    screenshot,
+    url_of,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -97,3 +107,47 @@ def test_pause_one_step_one_epoch_a_change_while_paused_resume_and_stop(page, ap
     steps = [r for r in records(app, RUN_NAME) if r["kind"] == "step"]
     assert steps[-1]["step"] > end  # it trained on after Resume
     assert_no_errors(page, app)
+
+
+def test_a_student_on_a_read_only_server_watches_the_teachers_run_form(browser, repo, tmp_path):
+    teacher_dir, class_dir = tmp_path / "teacher", tmp_path / "class"
+    teacher_dir.mkdir()
+    class_dir.mkdir()
+    with running_app(repo, teacher_dir) as teacher_app, \
+            running_app(repo, class_dir, env={"VAE_READ_ONLY": "1", "VAE_RUNS_DIR": str(teacher_app.runs)}) as room:
+        teacher = browser.new_context(viewport=VIEWPORT).new_page()
+        student = browser.new_context(viewport=VIEWPORT).new_page()
+        try:
+            start_run(teacher, teacher_app, "class-run", epochs=40, batch=2)  # 719 steps an epoch: a snapshot per 100
+            until_progress(teacher, "^Training")
+
+            student.goto(f"{url_of(room.url, 'train')}?run=class-run")  # the link the teacher hands out
+            main = student.locator('[data-testid="stMain"]')
+            main.get_by_role("heading", name="Watch training").wait_for(timeout=90_000)
+            student.evaluate(LIVE_PROBE)
+            student.wait_for_function(
+                """() => { const L = window.__livelog;
+                           return new Set(L.filter(e => e.text && e.text.startsWith('Training (started in another')
+                                                   && e.cap).map(e => e.cap)).size >= 5; }""", timeout=180_000)
+            assert main.get_by_role("combobox", name="Watch run").input_value() == "class-run"
+            assert not main.get_by_role("button", name="Start training").count()
+            for name in ("Pause", "One minibatch", "Stop"):  # the teacher's controls are the teacher's
+                assert not main.get_by_role("button", name=name).count(), f"a student sees {name!r}"
+            screenshot(student, "lab-student")
+
+            teacher.locator('[data-testid="stMain"]').get_by_role("button", name="Pause").click()
+            at = paused_step(until_progress(teacher, "^Paused at step"))
+            until_progress(student, f"^Paused at step {at:,} .*by the session that started it")
+            student.locator('[data-testid="stCaptionContainer"]').filter(
+                has_text=f"Latent map at step {at:,} ").wait_for(timeout=30_000)  # the paused run's own frame
+            teacher.locator('[data-testid="stMain"]').get_by_role("button", name="Stop").click()
+            until_progress(teacher, "^Stopped")
+            log = student.evaluate("() => window.__livelog")
+            frames = list(dict.fromkeys(e["cap"] for e in log if e["cap"]))
+            maps = list(dict.fromkeys(e["pts"] for e in log if e["pts"]))
+            print(f"the student saw {len(frames)} frames and {len(maps)} distinct maps")
+            assert len(maps) >= 5, f"the student's map changed {len(maps)} times"
+            assert_no_errors(student, room)
+        finally:
+            teacher.context.close()
+            student.context.close()

@@ -4,34 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.support import assert_no_errors, open_page
+from tests.browser.support import LIVE_PROBE, assert_no_errors, open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 RUN_NAME = "live-map-run"
-# Records every change of the progress line, the live map's caption and the map's points (the first points of
-# its first trace, as Plotly drew them), with the time: what a student watching the page sees, in order.
-LIVE_PROBE = """() => {
-  const log = window.__livelog = [];
-  const t0 = performance.now();
-  const snap = () => {
-    const main = document.querySelector('[data-testid="stMain"]');
-    if (!main) return;
-    const prog = main.querySelector('[data-testid="stProgress"]');
-    const text = prog ? prog.innerText.trim() : null;
-    const cap = [...main.querySelectorAll('[data-testid="stCaptionContainer"]')]
-      .map(c => c.innerText.trim()).find(c => c.startsWith('Latent map at')) || null;
-    const map = [...main.querySelectorAll('.js-plotly-plot')].find(gd => ((gd.layout || {}).annotations || [])
-      .some(a => (a.text || '').startsWith('posterior means of')));
-    const first = map && (map._fullData || []).find(t => t.type === 'scatter' && t.x && t.x.length);
-    const pts = first ? Array.from(first.x).slice(0, 3).map(v => v.toFixed(4)).join(',') : null;
-    const last = log[log.length - 1];
-    if (!last || last.text !== text || last.cap !== cap || last.pts !== pts)
-      log.push({t: Math.round(performance.now() - t0), text, cap, pts});
-  };
-  new MutationObserver(snap).observe(document.body,
-                                     {subtree: true, childList: true, characterData: true, attributes: true});
-}"""
 
 
 def test_a_2d_run_started_from_the_form_shows_a_latent_map_that_changes_five_times_before_it_ends(page, app):
