@@ -82,6 +82,8 @@ with right:
     coords, path_2d = pca_with_path(enc.mu, path)
     fig = latent_map(coords, np.arange(n), enc.labels, data.class_names, path=path_2d, height=460, frames=enc.frames,
                      title="the path on the map" + (" (PCA)" if ck.model_config.latent_dim > 2 else ""))
+    if mode == "on the map":
+        fig.update_layout(dragmode="zoom")  # Streamlit selects a clicked point only outside the lasso and box modes
     event = st.plotly_chart(fig, key="ip_map", on_select="rerun" if mode == "on the map" else "ignore",
                             selection_mode="points")
     if mode == "on the map" and event and event.selection.points:

@@ -27,7 +27,7 @@ snaps = frames(str(folder), now).snapshots if files else []
 
 
 @st.cache_resource(max_entries=8, show_spinner="Preparing the replay…")
-def figure(folder: str, stamp: tuple, class_names: tuple | None, video_frames: tuple | None):
+def figure(folder: str, stamp: str, class_names: tuple | None, video_frames: tuple | None):
     """The animation, built once per run state: 40 frames of traces and PNGs take seconds on a busy server.
     A resource, not data: every session reads the one figure (st.plotly_chart copies it), so it is never
     pickled and unpickled, which cost as much again as building it. Each frame is named by its step (unique)
@@ -68,7 +68,7 @@ def replay(ck, snaps, folder, stamp) -> None:
 
 
 @st.fragment(run_every=5.0)
-def follow(folder, known: tuple) -> None:
+def follow(folder, known: str) -> None:
     """While the run trains (its folder is locked), show each new snapshot as it is written."""
     if stamp(snapshot_files(folder)) != known:
         st.rerun(scope="app")

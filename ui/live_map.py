@@ -10,6 +10,7 @@ showed.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,9 +57,12 @@ def _cached_read(path: Path) -> Snapshot:
     return _read(str(path), info.st_size, info.st_mtime_ns)
 
 
-def stamp(files: list[Path]) -> tuple:
-    """What identifies a folder's state: each file's name, size and modification time."""
-    return tuple((p.name, (info := p.stat()).st_size, info.st_mtime_ns) for p in files)
+def stamp(files: list[Path]) -> str:
+    """What identifies a folder's state: a digest of each file's name, size and modification time. A digest,
+    not the tuple itself: Streamlit hashes a cache key on every call, and a long run's tuple of a thousand
+    entries, hashed by each viewer's every redraw, was a tenth of a watched server's time (py-spy)."""
+    listing = repr([(p.name, (info := p.stat()).st_size, info.st_mtime_ns) for p in files])
+    return hashlib.blake2b(listing.encode(), digest_size=16).hexdigest()
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -91,14 +95,17 @@ def point_frames(ck: Checkpoint, index: np.ndarray) -> tuple | None:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _colouring(run_name: str, checkpoint_stamp: tuple, index: tuple) -> tuple[tuple | None, tuple | None]:
-    """(class names, each point's video frame) of a run, from its checkpoint once per version of it."""
+def _colouring(run_name: str, run_began: int, _index: np.ndarray) -> tuple[tuple | None, tuple | None]:
+    """(class names, each point's video frame) of a run, from its checkpoint, once per run: neither changes as
+    it trains, so a new checkpoint each epoch is not opened again (that cost a watched server a tenth of its
+    time). `run_began` (its first snapshot's time) tells a run from an earlier one of the same name; `_index`
+    (the snapshots' test rows, fixed by the run's seed) is not hashed."""
     try:
         ck = state.open_checkpoint(f"run:{run_name}")
     except (CheckpointError, OSError):
         return None, None
     names = (ck.dataset or {}).get("class_names")
-    return (tuple(names) if names else None), point_frames(ck, np.asarray(index, np.int64))
+    return (tuple(names) if names else None), point_frames(ck, np.asarray(_index, np.int64))
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -134,11 +141,9 @@ def live_map(run_dir: Path) -> None:
     if run is None or not run.snapshots:
         st.caption("No snapshot of this run yet: the map appears as training starts (the untrained model first).")
         return
-    checkpoint = run_dir / "model.safetensors"
     colours = (None, None)
-    if checkpoint.is_file():
-        info = checkpoint.stat()
-        colours = _colouring(run_dir.name, (info.st_size, info.st_mtime_ns), tuple(run.snapshots[-1].index.tolist()))
+    if (run_dir / "model.safetensors").is_file():
+        colours = _colouring(run_dir.name, files[0].stat().st_mtime_ns, run.snapshots[-1].index)
     st.plotly_chart(_figure(str(folder), now, *colours), key=f"live_map_{run_dir.name}",
                     config={"displayModeBar": False})
     st.caption(caption(run))

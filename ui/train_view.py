@@ -188,6 +188,20 @@ def _shared_history(path: str, stamp: tuple) -> list[dict]:
     return read_metrics(path)
 
 
+def _history_key(history: list[dict]) -> tuple:
+    """What tells two states of one run's records apart (records are only ever appended, or cut on resume)."""
+    last = history[-1]
+    return len(history), last.get("step"), last.get("kind"), last.get("split"), last.get("seconds")
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _curves(run_name: str, key: tuple, n_pixels: int, _history: list[dict]):
+    """The curves of one state of a run, built once for every viewer (a class watching a run redraws them
+    every second; building them was a quarter of a watched server's time, py-spy). `_history` is not hashed:
+    `key` names its state."""
+    return training_curves(_history, n_pixels)
+
+
 def run_history(run_name: str) -> list[dict]:
     path = state.settings().runs_root / run_name / "metrics.jsonl"
     try:
@@ -232,7 +246,7 @@ def live_view(run_name: str, n_pixels: int) -> None:
     if was_active and not active:
         st.rerun(scope="app")  # the finished run appears in the sidebar at once
     if history:
-        st.plotly_chart(training_curves(history, n_pixels), key=f"curves_{run_name}")
+        st.plotly_chart(_curves(run_name, _history_key(history), n_pixels, history), key=f"curves_{run_name}")
     else:
         st.caption("The curves appear after the first logged steps.")
     live_map(state.settings().runs_root / run_name)  # the newest snapshot's map, from the run folder's files

@@ -16,9 +16,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ui.pages import page as page_spec
+from vae.metrics import posterior_stats
 
 VIEWPORT = {"width": 1400, "height": 1000}
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -66,6 +68,11 @@ LIVE_PROBE = """() => {
   new MutationObserver(snap).observe(document.body,
                                      {subtree: true, childList: true, characterData: true, attributes: true});
 }"""
+
+# A point of the map (data coordinates) as page coordinates, through Plotly's own axes.
+TO_PAGE = """(gd, [x, y]) => { const r = gd.getBoundingClientRect(), xa = gd._fullLayout.xaxis;
+                               const ya = gd._fullLayout.yaxis;
+                               return [r.left + xa._offset + xa.l2p(x), r.top + ya._offset + ya.l2p(y)]; }"""
 
 
 def url_of(base: str, name: str) -> str:
@@ -219,3 +226,12 @@ LATENCY_PROBE = """plot => {
     if (document.querySelector('[data-testid="stStatusWidget"]')) probe.statusSeen = true;
   }).observe(document.body, {subtree: true, childList: true});
 }"""
+
+
+# -- the 2-D map --------------------------------------------------------------------------------
+def loneliest(z2, mnist5k) -> tuple[int, np.ndarray]:
+    """The test image whose posterior mean is farthest from any other's: a click there can only pick it."""
+    mu = posterior_stats(z2.model, mnist5k.x_test)[0].astype(np.float64)
+    gaps = np.linalg.norm(mu[:, None] - mu[None], axis=-1) + np.eye(len(mu)) * 1e9
+    row = int(gaps.min(1).argmax())
+    return row, mu[row]

@@ -8,16 +8,20 @@ import re
 import numpy as np
 import pytest
 
-from tests.browser.support import SETTLED, assert_no_errors, open_page, screenshot, wait_for_images, wait_for_plots
-from vae.metrics import posterior_stats
+from tests.browser.support import (
+    SETTLED,
+    TO_PAGE,
+    assert_no_errors,
+    loneliest,
+    open_page,
+    screenshot,
+    wait_for_images,
+    wait_for_plots,
+)
 
 pytestmark = pytest.mark.browser
 
 MAIN = '[data-testid="stMain"]'
-# A point of the map (data coordinates) as page coordinates, through Plotly's own axes.
-TO_PAGE = """(gd, [x, y]) => { const r = gd.getBoundingClientRect(), xa = gd._fullLayout.xaxis;
-                               const ya = gd._fullLayout.yaxis;
-                               return [r.left + xa._offset + xa.l2p(x), r.top + ya._offset + ya.l2p(y)]; }"""
 
 
 def stages(page) -> dict[str, str]:
@@ -56,14 +60,6 @@ def draw_a_one(page) -> None:
     page.mouse.down()
     page.mouse.move(x + 0.45 * w, y + 0.85 * h, steps=20)
     page.mouse.up()
-
-
-def loneliest(z2, mnist5k) -> tuple[int, np.ndarray]:
-    """The test image whose posterior mean is farthest from any other's: a click there can only pick it."""
-    mu = posterior_stats(z2.model, mnist5k.x_test)[0].astype(np.float64)
-    gaps = np.linalg.norm(mu[:, None] - mu[None], axis=-1) + np.eye(len(mu)) * 1e9
-    row = int(gaps.min(1).argmax())
-    return row, mu[row]
 
 
 @pytest.mark.slow

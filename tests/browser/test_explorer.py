@@ -13,7 +13,9 @@ from playwright.sync_api import expect
 from tests.browser.support import (
     DRAWN,
     SETTLED,
+    TO_PAGE,
     assert_no_errors,
+    loneliest,
     open_page,
     screenshot,
     section_screenshot,
@@ -136,6 +138,23 @@ def test_a_link_restores_the_interpolation_and_the_address_follows_the_page(page
     query = parse_qs(urlparse(page.url).query)
     assert query["start"] == ["7"] and query["path"] == ["spherical"]
     assert query["model"] == ["asset:mnist-5k-z16.safetensors"]
+    assert_no_errors(page, app)
+
+
+def test_a_click_on_the_map_sets_the_interpolations_start(page, app, z2, mnist5k):
+    main = open_page(page, app, "interpolate")
+    main.get_by_role("radiogroup").first.get_by_text("on the map", exact=True).click()
+    chart = main.locator("div.stPlotlyChart").filter(has=page.locator("text.gtitle", has_text="the path on the map"))
+    chart.wait_for()
+    chart.scroll_into_view_if_needed()
+    page.wait_for_function(SETTLED, timeout=60_000)
+    page.wait_for_timeout(500)
+    target, mu = loneliest(z2, mnist5k)  # the point farthest from any other: a click there can only mean it
+    x, y = chart.locator(".js-plotly-plot").evaluate(TO_PAGE, [float(mu[0]), float(mu[1])])
+    page.mouse.move(x, y)
+    page.wait_for_timeout(300)
+    page.mouse.click(x, y)
+    page.wait_for_function(f"() => new URLSearchParams(location.search).get('start') === '{target}'", timeout=30_000)
     assert_no_errors(page, app)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.support import LIVE_PROBE, assert_no_errors, open_page
+from tests.browser.support import LIVE_PROBE, assert_no_errors, open_page, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -47,3 +47,4 @@ def test_a_2d_run_started_from_the_form_shows_a_latent_map_that_changes_five_tim
     final.wait_for(timeout=30_000)
     assert "test ELBO" in final.inner_text()
     assert_no_errors(page, app)
+    screenshot(page, "train")

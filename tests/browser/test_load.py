@@ -1,16 +1,19 @@
-"""A bounded load test: one `streamlit run app.py` and ten browser sessions at once, one of them training.
+"""A bounded load test: one `streamlit run app.py` and ten browser sessions at once, one of them training and
+five of them students watching that run form.
 
 Ten Playwright contexts (ten Streamlit sessions) in one headless Chromium, driven by Playwright's async
 API from one event loop (its sync objects are not thread-safe). Session 0 starts a training run from the
-Train page form; then every session, session 0 included, visits all five pages through the sidebar's
-navigation (one session each, so a choice made in the session must survive the page changes). Half the
-sessions open on `?model=asset:mnist-5k-z16.safetensors`, half on the 2-D model.
+Train page form; the odd sessions (the students) first open the teacher's link to it (`train?run=...`) and
+watch its live map until they have seen WATCH_FRAMES frames drawn while it trains; then every session,
+session 0 included, visits every page through the sidebar's navigation (one session each, so a choice made
+in the session must survive the page changes). Half the sessions open on
+`?model=asset:mnist-5k-z16.safetensors`, half on the 2-D model.
 
 What is asserted is liveness and isolation, not speed: every page of every session draws its closing
 expander within PAGE_BOUND_S with no exception box, the run finishes, each session still shows its own
 model at the end, and the server's memory comes back under a generous bound once the sessions are gone
 (the caches are bounded by max_entries). The numbers are printed on one `LOAD:` line for the README, with
-the same run's samples/s from the command line on an idle machine for comparison.
+the same run's samples/s from the command line on an idle machine for comparison, and the frames the students saw.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.support import CHROMIUM_ARGS, DRAWN, PROGRESS, SETTLED, running_app, url_of
+from tests.browser.support import CHROMIUM_ARGS, DRAWN, LIVE_PROBE, PROGRESS, SETTLED, running_app, url_of
 from ui.pages import PAGES
 from ui.pages import page as page_spec
 
@@ -42,11 +45,13 @@ SESSIONS = 10
 PAGE_BOUND_S = 60  # liveness, not speed: a page that takes longer than this under load is a hang
 WAIT_S = 90  # how long a wait may run before giving up (longer than the bound, so that a slow page is measured)
 TRAIN_BOUND_S = 180
+WATCH_FRAMES = 3  # distinct live-map frames a student must see drawn while the run trains
 RSS_AFTER_BOUND_MB = 3 * 1024
 VIEWPORT = {"width": 1200, "height": 900}
 RUN_NAME = "load-run"
-TRAIN = {"Hidden widths": "64", "Epochs": "30", "Batch size": "10", "Run name": RUN_NAME}
-CLI = ["-m", "vae", "train", "--dataset", "digits", "--hidden", "64", "--epochs", "30", "--batch-size", "10",
+EPOCHS = 45  # about a minute under the load: long enough for the students to watch it form
+TRAIN = {"Hidden widths": "64", "Epochs": str(EPOCHS), "Batch size": "10", "Run name": RUN_NAME}
+CLI = ["-m", "vae", "train", "--dataset", "digits", "--hidden", "64", "--epochs", str(EPOCHS), "--batch-size", "10",
        "--threads", "1"]
 # What a class does at once: explore. The Estimator lab (a study per checkpoint) and Paper figures (a form to
 # start long runs) are a teacher's pages; their own browser tests cover them.
@@ -147,6 +152,7 @@ class Session:
         self.sockets: list[float] = []  # when each websocket opened (s after T0): a second one is a reconnect
         self.closed: list[float] = []
         self.train_started: float | None = None  # session 0: when Start training was pressed (wall clock)
+        self.frames_seen: list[str] = []  # a student: the live map's captions drawn while the run trained
 
     @property
     def times(self) -> dict[str, float]:
@@ -217,6 +223,26 @@ class Session:
             f"() => {{ const t = ({PROGRESS})(); return t !== null && /^(Training|Waiting|Finished)/.test(t); }}",
             timeout=WAIT_S * 1000)
 
+    async def watch_shared_run(self, started: asyncio.Event) -> None:
+        """A student: open the teacher's link to the run once it has started, and watch the live map until
+        WATCH_FRAMES frames have been drawn while it trains (or the run ends, or the wait runs out)."""
+        await started.wait()
+        page = self.page
+        await page.goto(f"{url_of(self.url, 'train')}?model={self.model_key}&run={RUN_NAME}")
+        await page.locator('[data-testid="stMain"]').get_by_role("heading", name="Train").wait_for(
+            timeout=WAIT_S * 1000)
+        await page.evaluate(LIVE_PROBE)
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            log = await page.evaluate("() => window.__livelog")
+            self.frames_seen = list(dict.fromkeys(e["cap"] for e in log if e["cap"] and (e["text"] or "")
+                                                  .startswith("Training")))
+            if len(self.frames_seen) >= WATCH_FRAMES or any((e["text"] or "").startswith("Finished") for e in log):
+                break
+            await asyncio.sleep(0.5)
+        if len(self.frames_seen) < WATCH_FRAMES:
+            self.problems.append(f"a student saw {len(self.frames_seen)} live-map frames while the run trained")
+
     async def watch_training(self) -> None:
         """Session 0, back on the Train page: read the progress until the run ends."""
         deadline = time.monotonic() + TRAIN_BOUND_S
@@ -230,7 +256,7 @@ class Session:
         self.problems.append(f"the run did not end within {TRAIN_BOUND_S} s: {self.progress[-3:]}")
 
 
-async def drive(browser, session: Session, order: list[str]) -> None:
+async def drive(browser, session: Session, order: list[str], started: asyncio.Event) -> None:
     session.context = context = await browser.new_context(viewport=VIEWPORT)
     session.page = page = await context.new_page()
     page.set_default_timeout(WAIT_S * 1000)
@@ -244,7 +270,12 @@ async def drive(browser, session: Session, order: list[str]) -> None:
     if session.index == 0:  # the trainer: the Train page first, start the run, then the tour
         await session.goto("train")
         await session.start_training()
+        started.set()
         order = [n for n in order if n != "train"]
+    elif session.index % 2:  # a student: watch the shared run form first (not counted in the tour)
+        await session.watch_shared_run(started)
+        await session.goto(order[0])
+        order = order[1:]
     else:
         await session.goto(order[0])
         order = order[1:]
@@ -265,7 +296,9 @@ async def load(chromium_path: str, url: str) -> tuple[list[Session], float]:
         try:
             T0 = time.monotonic()
             # each session tours every page in turn, starting at a different one: a mixed load
-            results = await asyncio.gather(*(drive(browser, s, names[i % len(names):] + names[:i % len(names)])
+            started = asyncio.Event()  # session 0 has pressed Start training
+            results = await asyncio.gather(*(drive(browser, s, names[i % len(names):] + names[:i % len(names)],
+                                                   started)
                                              for i, s in enumerate(sessions)), return_exceptions=True)
             load_s = time.monotonic() - T0
             for s, result in zip(sessions, results, strict=True):
@@ -338,7 +371,10 @@ def test_ten_sessions_and_a_training_run_share_one_server(chromium, repo, tmp_pa
           f"{load_s:.1f} s load; {during} of {len(spans)} pages were drawn while it trained; the Train page's "
           f"last running figure: {last_rate!r}; idle command line: {cli_s:.1f} s, {cli_line:,.0f} samples/s "
           f"by its own closing line")
-    print(f"LOAD: sessions={SESSIONS} pages={len(times)} "
+    students = [s for s in sessions if s.index % 2]
+    print("students watching the run saw " + ", ".join(f"{len(s.frames_seen)} frames" for s in students)
+          + f" (the last one: {students[0].frames_seen[-1:]!r})")
+    print(f"LOAD: sessions={SESSIONS} watching={len(students)} pages={len(times)} "
           f"median_page_s={statistics.median(times) if times else float('nan'):.1f} "
           f"max_page_s={max(times) if times else float('nan'):.1f} "
           f"train_samples_per_s_under_load={under_load:,.0f} train_samples_per_s_idle_cli={cli:,.0f} "
@@ -349,7 +385,7 @@ def test_ten_sessions_and_a_training_run_share_one_server(chromium, repo, tmp_pa
     slow = [(s.index, n, round(t, 1)) for s in sessions for n, t in s.times.items() if t > PAGE_BOUND_S]
     assert not slow, f"pages over the {PAGE_BOUND_S} s liveness bound (session, page, s): {slow}"
     assert trainer.progress and trainer.progress[-1].startswith("Finished"), trainer.progress[-3:]
-    assert epochs == 30 and (run / "model.safetensors").is_file(), f"the run reached {epochs} epochs"
+    assert epochs == EPOCHS and (run / "model.safetensors").is_file(), f"the run reached {epochs} epochs"
     assert rss_after < RSS_AFTER_BOUND_MB, f"the server holds {rss_after:.0f} MB after every session closed"
     ours = [record for record in log_records(log) if "Traceback" in record and not upstream_disconnect_race(record)]
     assert not ours, "\n".join(ours)[-4000:]

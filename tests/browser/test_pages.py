@@ -199,7 +199,6 @@ def test_training_from_the_form_reports_progress_and_adds_the_run(page, app):
     page.keyboard.press("Escape")
     assert_no_errors(page, app)
     wait_for_plots(page, 2)  # the curves, and the live map of the last snapshot
-    screenshot(page, "train")
 
 
 # -- d. a lasso on the WebGL map ----------------------------------------------------------------
