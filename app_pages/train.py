@@ -4,9 +4,17 @@ teacher's server trains into the same runs folder, with no form and no controls.
 import streamlit as st
 
 from ui import links, notes, state
-from ui.train_view import live_view, queue_line, resume_controls, run_checkpoint, settings_form, submit
+from ui.train_view import (
+    follow_runs,
+    live_view,
+    queue_line,
+    resume_controls,
+    run_checkpoint,
+    run_names,
+    settings_form,
+    submit,
+)
 from ui.widgets import explain
-from vae.runs import list_runs
 
 read_only = state.settings().read_only
 st.header("Watch training" if read_only else "Train")
@@ -22,21 +30,23 @@ if spec is not None:
     submit(spec)
 
 registry = state.registry()
-jobs = registry.jobs()
-elsewhere = registry.elsewhere()  # queued or training in another replica: the runs folder is shared
-runs = [r.name for r in list_runs(state.settings().runs_root)]
-names = list(dict.fromkeys([j.run_name for j in elsewhere if j.state == "running"] + [j.spec.run_name for j in
-                                                                                      reversed(jobs)]
-                           + [j.run_name for j in elsewhere] + runs))
+jobs, elsewhere = registry.jobs(), registry.elsewhere()  # elsewhere: another replica's; the runs folder is shared
+names = run_names()
+linked = st.query_params.get("run")
+if linked and linked not in names:  # a link handed out before its run started: kept, and the run awaited
+    st.info(f"The run {linked!r} has not started yet: this page shows it as soon as it does.")
+follow_runs(tuple(names))  # a run that starts (here or on another server) joins the list within seconds
 if not names:
     st.info("No runs yet: the teacher's runs appear here as they start." if read_only else
             "No runs yet: choose settings above and press Start training.")
     st.stop()
 
-links.adopt([links.Link("run", "tr_watch", links.one_of(*names))])  # ?run=NAME: the run a class is to watch
+if linked in names:
+    links.adopt([links.Link("run", "tr_watch", links.one_of(*names))])  # ?run=NAME: the run a class is to watch
 watch = st.selectbox("Watch run", names, key="tr_watch",
                      help="a link to this page with ?run=NAME opens on that run: hand it out to a class")
-links.publish({"run": watch})
+if not linked or linked in names:
+    links.publish({"run": watch})
 ck = run_checkpoint(watch) if read_only else resume_controls(watch)
 live_view(watch, ck.model_config.n_pixels if ck else 784)
 

@@ -66,7 +66,7 @@ def stamp(files: list[Path]) -> str:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def frames(folder: str, folder_stamp: tuple) -> Frames:
+def frames(folder: str, folder_stamp: str) -> Frames:
     """The frames of a snapshot folder in the state `folder_stamp` names (a new file reads one file more)."""
     snaps = load_snapshots(folder, read=_cached_read)
     return Frames(snaps, replay_coords(snaps, snaps[-1].kl_per_dim.shape[0]) if snaps else [])
@@ -109,7 +109,7 @@ def _colouring(run_name: str, run_began: int, _index: np.ndarray) -> tuple[tuple
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _figure(folder: str, folder_stamp: tuple, class_names: tuple | None, video: tuple | None) -> go.Figure:
+def _figure(folder: str, folder_stamp: str, class_names: tuple | None, video: tuple | None) -> go.Figure:
     """The newest frame, its axes spanning every frame so far (built once per new file, shared by viewers)."""
     run = frames(folder, folder_stamp)
     snap = run.snapshots[-1]

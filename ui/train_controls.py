@@ -39,7 +39,8 @@ def owner_controls(job: Job) -> None:
         elif columns[0].button("Pause", key=f"tr_pause_{job.id}", icon=":material/pause:"):
             pressed = "pause"
         if columns[1].button("One minibatch", key=f"tr_step_{job.id}", icon=":material/skip_next:",
-                             help="take one step of algorithm 1 on the next minibatch, then pause"):
+                             help="one update of the run's algorithm (AEVB: algorithm 1) on the next minibatch, "
+                                  "then pause"):
             pressed = "step"
         if columns[2].button("One epoch", key=f"tr_epoch_{job.id}", icon=":material/fast_forward:",
                              help="train to the end of this epoch (a whole epoch from an epoch's start), then pause"):

@@ -22,7 +22,7 @@ from vae.config import (
 from vae.data import BUILTIN_DATASETS, DataError, available_datasets, load_user_data
 from vae.job_spec import JobSpec
 from vae.jobs import ACTIVE, Job, SharedJob, devices_here
-from vae.runs import RunError, read_metrics
+from vae.runs import RunError, list_runs, read_metrics
 from vae.storage import atomic_write_bytes
 
 from . import state
@@ -173,7 +173,7 @@ def submit(spec: JobSpec) -> None:
 def _elsewhere_line(job: SharedJob, progress: float, history: list[dict]) -> str:
     if job.state == "queued":
         return f"Waiting in the queue: place {job.place} (started in another session)."
-    last = history[-1] if history else {}
+    last = next((r for r in reversed(history) if r.get("kind") != "change"), {})  # a change leaves it paused
     if last.get("kind") == "pause":  # its pause record is the last: it waits for its owner's next press
         return (f"Paused at step {last['step']:,} (epoch {last['epoch']:.2f}) by the session that started it: "
                 f"{progress:.0%} done.")
@@ -282,6 +282,25 @@ def resume_controls(run_name: str) -> Checkpoint | None:
                            train=TrainConfig.from_dict({**ck.train_config, "epochs": total}),
                            device=last.spec.device if last else "cpu"))
     return ck
+
+
+def run_names() -> list[str]:
+    """The runs to watch, those training in another server first (a class's read-only server lists the
+    teacher's run at the top), then this server's jobs, newest first, then the runs folder's."""
+    registry = state.registry()
+    elsewhere = registry.elsewhere()
+    return list(dict.fromkeys([j.run_name for j in elsewhere if j.state == "running"]
+                              + [j.spec.run_name for j in reversed(registry.jobs())]
+                              + [j.run_name for j in elsewhere]
+                              + [r.name for r in list_runs(state.settings().runs_root)]))
+
+
+@st.fragment(run_every=3.0)
+def follow_runs(known: tuple) -> None:
+    """The whole page again when the list of runs changes: a run started since (here or by another server on
+    the runs folder) can be watched, and a link that named it before it started now opens on it."""
+    if tuple(run_names()) != known:
+        st.rerun(scope="app")
 
 
 def busy(run_name: str) -> bool:

@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 WAIT_S = 0.2  # how often a paused run looks at its stop event (the Stop button, or the server gone)
+# A paused run that nobody has pressed a button of for this long resumes by itself: only the session that
+# started it may press them, and a reload or a closed tab loses that session, so without a lease a forgotten
+# pause would hold its training slot, and the queue of every server on the runs folder, until a restart.
+PAUSE_LEASE_S = 30 * 60
 
 
 class ControlError(ValueError):
@@ -62,11 +67,14 @@ def in_force(changes, step: int, lr: float, beta: float) -> tuple[float, float]:
 
 class TrainControl:
     """The buttons' side (`pause`, `resume`, `step`, `finish_epoch`, `change`) and the trainer's
-    (`paused`, `wait_turn`, `take_change`), under one lock."""
+    (`wait_turn`, which uses `may_step`, and `take_change`), under one lock."""
 
-    def __init__(self, paused: bool = False):
+    def __init__(self, paused: bool = False, lease_s: float = PAUSE_LEASE_S):
         self._lock = threading.Condition()
         self._paused = paused
+        self.lease_s = lease_s
+        self._pressed = time.monotonic()  # the last press of a button (a lease runs from there)
+        self._presses = 0  # how many: a press that leaves the run waiting is said again (wait_turn)
         self._steps = 0  # steps granted while paused
         self._epoch = False  # granted: the rest of the epoch in progress
         self._until_epoch: int | None = None  # the trainer's epoch count at which that grant ends
@@ -76,11 +84,12 @@ class TrainControl:
     def pause(self) -> None:
         with self._lock:
             self._paused, self._steps, self._epoch, self._until_epoch = True, 0, False, None
+            self._press()
 
     def resume(self) -> None:
         with self._lock:
             self._paused, self._steps, self._epoch, self._until_epoch = False, 0, False, None
-            self._lock.notify_all()
+            self._press()
 
     def step(self, n: int = 1) -> None:
         """Take `n` more minibatches, then pause (pausing first if the run was going)."""
@@ -88,20 +97,27 @@ class TrainControl:
             if not self._paused:
                 self._paused, self._epoch, self._until_epoch = True, False, None
             self._steps += max(1, int(n))
-            self._lock.notify_all()
+            self._press()
 
     def finish_epoch(self) -> None:
         """Train to the end of the epoch in progress (a whole epoch at an epoch's start), then pause."""
         with self._lock:
             self._paused, self._steps, self._epoch, self._until_epoch = True, 0, True, None
-            self._lock.notify_all()
+            self._press()
 
     def change(self, lr: float | None = None, beta: float | None = None) -> None:
         """Use these from the next step on; refused in one sentence when a value cannot be used."""
         Change(0, lr=lr, beta=beta)  # the checks, before anything is kept
         with self._lock:
             self._change.update({k: float(v) for k, v in (("lr", lr), ("beta", beta)) if v is not None})
-            self._lock.notify_all()  # a paused run makes the change at once
+            self._press(moves=False)  # a paused run makes the change at once
+
+    def _press(self, moves: bool = True) -> None:
+        """(With the lock held.) A button was pressed: the lease starts again, and a waiting run looks; a
+        press that `moves` the run (all but a change) is counted, for wait_turn."""
+        self._pressed = time.monotonic()
+        self._presses += moves
+        self._lock.notify_all()
 
     def paused_now(self) -> bool:
         with self._lock:
@@ -133,17 +149,30 @@ class TrainControl:
 
     def wait_turn(self, epoch: int, stop: threading.Event, on_pause: Callable[[], None],
                   on_change: Callable[[], None]) -> None:
-        """Return when the next step may run or `stop` is set. `on_pause()` is called once as the run starts
-        to wait, and `on_change()` before it and whenever the buttons may have changed a setting, so that a
-        paused run makes (and records) a change at once, not at its next step."""
+        """Return when the next step may run or `stop` is set. `on_pause()` is called as the run starts to
+        wait, and again after any press that leaves it waiting (a Pause that cancelled a Resume or a step not
+        yet taken), so whoever follows the run hears that it waits; `on_change()` before it and whenever the
+        buttons may have changed a setting, so that a paused run makes (and records) a change at once, not at
+        its next step. A pause nobody presses a button of for `lease_s` ends: the run resumes."""
         on_change()
         if self.may_step(epoch):
             return
+        said = self._presses  # read first: a press while on_pause runs is said again below
         on_pause()
         while not stop.is_set():
             on_change()
             if self.may_step(epoch):
                 return
             with self._lock:
-                if not self._change:
-                    self._lock.wait(WAIT_S)
+                if time.monotonic() - self._pressed > self.lease_s:
+                    self._paused, self._steps, self._epoch, self._until_epoch = False, 0, False, None
+                    continue
+                if self._presses != said:
+                    said = self._presses
+                    again = True
+                else:
+                    again = False
+                    if not self._change:
+                        self._lock.wait(WAIT_S)
+            if again:
+                on_pause()

@@ -154,12 +154,19 @@ def obey(line: str, control: TrainControl, stop: threading.Event) -> None:
 
 def _listen(stop: threading.Event, control: TrainControl) -> None:
     """Control lines as they come; "stop", or the end of input (the server has gone), stops the run at its
-    next step (a paused run within vae.control.WAIT_S)."""
-    for line in sys.stdin:
-        obey(line, control, stop)
-        if stop.is_set():
-            return
-    stop.set()
+    next step (a paused run within vae.control.WAIT_S). Whatever ends this thread stops the run: without it
+    nothing could."""
+    try:
+        for line in sys.stdin:
+            try:
+                obey(line, control, stop)
+            except Exception as err:  # noqa: BLE001 - one bad line (an overflowing number...) must not end it
+                print(f"a control line the training process could not read: {type(err).__name__}", file=sys.stderr,
+                      flush=True)
+            if stop.is_set():
+                return
+    finally:
+        stop.set()
 
 
 def main() -> None:

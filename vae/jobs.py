@@ -62,7 +62,9 @@ class Job:
     history: list[dict] = field(default_factory=list)
     queue_position: int = 0  # 1 = next to start; 0 when not queued
     pid: int | None = None  # the training process, once started
-    paused: bool = False  # waiting for a step, an epoch or resume (vae/control.py); it keeps its slot
+    paused: bool = False  # waiting for a step, an epoch or resume (vae/control.py), as the child last said
+    paused_seconds: float = 0.0  # time spent paused so far (not training: left out of the ETA)
+    paused_since: float | None = None
     stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
     outbox: list[bytes] = field(default_factory=list, repr=False)  # control lines for the child, in order
 
@@ -77,7 +79,7 @@ class Job:
     def eta_seconds(self) -> float | None:
         if self.state != "running" or not self.started or self.progress <= 0:
             return None
-        elapsed = time.time() - self.started
+        elapsed = time.time() - self.started - self.paused_seconds
         return elapsed * (1 - self.progress) / self.progress
 
     def snapshot(self) -> "Job":
@@ -152,10 +154,7 @@ class JobRegistry:
                 job.outbox.append(control_line("change", **{k: v for k, v in (("lr", lr), ("beta", beta))
                                                             if v is not None}))
                 return
-            job.outbox.append(control_line(command))
-            if command != "pause":  # it moves now; a step or an epoch pauses it again ("pause" event)
-                job.paused = False
-
+            job.outbox.append(control_line(command))  # `paused` follows what the child says it does
     def get(self, job_id: int) -> Job | None:
         with self._lock:
             job = self._jobs.get(job_id)
@@ -298,8 +297,12 @@ class JobRegistry:
         with self._lock:
             job.history.extend(records)
             job.progress, job.samples_per_s = progress, samples_per_s
-            if kind == "pause":
-                job.paused = True
+            now = time.time()
+            if kind == "pause" and not job.paused:
+                job.paused, job.paused_since = True, now
+            elif kind in ("step", "epoch") and job.paused:  # it trains again (a press, or its lease ran out)
+                job.paused_seconds += now - (job.paused_since or now)
+                job.paused, job.paused_since = False, None
 
 
 def _check_change(job: Job, lr: float | None, beta: float | None) -> None:

@@ -124,9 +124,6 @@ def open_run_dir(path: str | os.PathLike, *, resume: bool) -> RunDir:
     return run
 
 
-CONTROL_KINDS = ("pause", "change")  # records of the Train page's controls (vae/control.py), not of training
-
-
 def append_metrics(path: Path, records: list[dict]) -> None:
     """Append records as JSON lines; each line is written whole so a crash cuts at most the last one."""
     if not records:
@@ -154,11 +151,12 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
 
 
 def truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop records logged after `last_step`: on resume, work since the last checkpoint is redone. A pause
-    or a change at `last_step` itself came after the checkpoint (which is saved as its epoch ends), so it
-    goes too: the resumed run makes that change again (vae/control.py) and records it then."""
+    """Drop records logged after `last_step`: on resume, work since the last checkpoint is redone. A pause at
+    `last_step` itself goes too (the resumed run is not paused); a change there stays: it was made after the
+    checkpoint was saved as its epoch ended, and the resumed run goes on with it (vae.train.train_run reads it
+    back into the run's changes)."""
     kept = [r for r in read_metrics(path) if int(r.get("step", 0)) < last_step
-            or (int(r.get("step", 0)) == last_step and r.get("kind") not in CONTROL_KINDS)]
+            or (int(r.get("step", 0)) == last_step and r.get("kind") != "pause")]
     atomic_write_bytes(path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept).encode())
 
 

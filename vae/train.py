@@ -52,7 +52,7 @@ from .lr_search import LrSearch, search_lr
 from .metrics import as_tensor, evaluate_elbo
 from .model import VAE, build_model, parameter_prior_loss
 from .run_writer import RunWriter
-from .runs import RunLock, open_run_dir
+from .runs import RunLock, open_run_dir, read_metrics
 from .threads import ThreadChoice, ThreadChooser
 from .wake_sleep import wake_sleep_update
 
@@ -187,9 +187,9 @@ class Trainer:
         records' seconds, the history and the checkpoint's charts carry on from there."""
         self.model.load_state_dict(state.model.state_dict())
         self.optimizer.load_state_dict(state.optimizer_state)
-        # The changes made before the resume state's step are in force; one made at that very step was made
-        # after the state was saved (at an epoch's end), so it is made again, and recorded, at the first step.
-        self._next_change = sum(1 for c in self.config.changes if c.step < state.step)
+        # The changes made up to the resume state's step are in force (train_run adds those made at that very
+        # step, after the state was saved at the epoch's end, from their records); later ones are to come.
+        self._next_change = sum(1 for c in self.config.changes if c.step <= state.step)
         self.lr_now, self.beta_now = in_force(self.config.changes[:self._next_change], state.step, self.config.lr,
                                               self.config.beta)
         for group in self.optimizer.param_groups:  # a resumed run may ask for another learning rate
@@ -350,11 +350,13 @@ class Trainer:
         asked = self.control.take_change()
         if asked:
             change = Change(self.step, lr=asked.get("lr"), beta=asked.get("beta"))
+            # In step order: a config that schedules later changes (a run trained again) keeps them to come.
+            merged = tuple(sorted(changes + (change,), key=lambda c: c.step))
             try:
-                self.config = replace(self.config, changes=changes + (change,))  # the config's checks
+                self.config = replace(self.config, changes=merged)  # the config's checks
             except ConfigError:  # beta for wake-sleep: the page refuses it first; a stray one changes nothing
                 return
-            self._next_change = len(self.config.changes)
+            self._next_change = sum(1 for c in merged if c.step <= self.step)
             self._make(change)
 
     def _make(self, change: Change) -> None:
@@ -366,7 +368,8 @@ class Trainer:
         self._notify("change", [record], self._rate, self._total_steps)
 
     def _control_record(self, kind: str) -> dict:
-        """A "pause" or "change" record: where the run stands and the learning rate and beta in force."""
+        """A "pause" or "change" record: where the run stands and the learning rate and beta in force (beta
+        as set, before any KL warm-up scales it; step records carry the warmed-up value)."""
         steps_per_epoch = math.ceil(self.data.x_train.shape[0] / self.config.batch_size)
         return {"step": self.step, "epoch": round(self.step / steps_per_epoch, 4), "kind": kind,
                 "lr": self.lr_now, "beta": round(self.beta_now, 6), "seconds": round(self.seconds, 3)}
@@ -512,6 +515,8 @@ def train_run(out: str | Path, data: Dataset, model_config: ModelConfig, config:
             config = replace(config, lr=float(state.train_config.get("lr", config.lr)))
         if state is not None and not config.changes:  # the command line's --resume: the run's own changes
             config = replace(config, changes=TrainConfig.from_dict(state.train_config).changes)
+        if state is not None:  # and those made as its last epoch ended, after the resume state was saved
+            config = _with_changes_recorded_at(config, read_metrics(run.metrics), state.step)
         trainer = Trainer(build_model(model_config, config.seed), data, config, threads=threads,
                           stop_event=stop_event, dist=dist, control=control)
         if state is not None and config.lr_search:
@@ -526,6 +531,16 @@ def train_run(out: str | Path, data: Dataset, model_config: ModelConfig, config:
         return trainer.fit()
     finally:
         lock.release()
+
+
+def _with_changes_recorded_at(config: TrainConfig, records: Sequence[dict], step: int) -> TrainConfig:
+    """`config` with the changes recorded at `step` (a paused run's, made after the epoch's checkpoint and
+    resume state were written there), unless it already holds changes at that step."""
+    if any(c.step == step for c in config.changes):
+        return config
+    made = tuple(Change(step, lr=r.get("lr"), beta=r.get("beta")) for r in records
+                 if r.get("kind") == "change" and r.get("step") == step)
+    return replace(config, changes=config.changes + made) if made else config
 
 
 def _earlier_search(checkpoint: Path) -> LrSearch | None:

@@ -314,4 +314,5 @@ def test_a_link_names_the_run_the_train_page_watches(new_app, odd_runs):
     at = new_app()
     at.query_params["run"] = "no-such-run"
     at.switch_page(page("train").path).run()
-    assert any("run='no-such-run' is not valid here" in c.value for c in at.caption)
+    assert any("'no-such-run' has not started yet" in i.value for i in at.info)  # awaited, not refused
+    assert at.query_params["run"] == "no-such-run"  # the teacher's link is kept until its run starts

@@ -118,13 +118,15 @@ def test_a_student_on_a_read_only_server_watches_the_teachers_run_form(browser, 
         teacher = browser.new_context(viewport=VIEWPORT).new_page()
         student = browser.new_context(viewport=VIEWPORT).new_page()
         try:
-            start_run(teacher, teacher_app, "class-run", epochs=40, batch=2)  # 719 steps an epoch: a snapshot per 100
-            until_progress(teacher, "^Training")
-
-            student.goto(f"{url_of(room.url, 'train')}?run=class-run")  # the link the teacher hands out
+            student.goto(f"{url_of(room.url, 'train')}?run=class-run")  # the link, handed out before the run
             main = student.locator('[data-testid="stMain"]')
             main.get_by_role("heading", name="Watch training").wait_for(timeout=90_000)
+            main.get_by_text("'class-run' has not started yet").wait_for(timeout=30_000)
             student.evaluate(LIVE_PROBE)
+
+            start_run(teacher, teacher_app, "class-run", epochs=40, batch=2)  # 719 steps an epoch: a snapshot per 100
+            until_progress(teacher, "^Training")
+            # the student's page finds the run by itself (it follows the runs folder) and opens on it
             student.wait_for_function(
                 """() => { const L = window.__livelog;
                            return new Set(L.filter(e => e.text && e.text.startsWith('Training (started in another')

@@ -172,7 +172,7 @@ def test_a_resumed_run_goes_on_with_the_changes_in_force(tmp_path, digits, model
     assert TrainConfig.from_dict(load_checkpoint(out / "model.safetensors").train_config).changes == saved.changes
 
 
-def test_a_change_made_as_an_epoch_ends_is_redone_on_resume(tmp_path):
+def test_resuming_keeps_a_change_made_as_an_epoch_ended_and_drops_the_pause(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text("\n".join([
         '{"step": 6, "kind": "epoch", "split": "train", "elbo": -1}',
@@ -180,7 +180,59 @@ def test_a_change_made_as_an_epoch_ends_is_redone_on_resume(tmp_path):
         '{"step": 6, "kind": "change", "lr": 0.01, "beta": 1}',
         '{"step": 7, "kind": "step", "split": "train", "elbo": -1}']) + "\n")
     truncate_metrics(path, 6)  # the resume state is step 6's: saved before the pause and the change
-    assert [r["kind"] for r in read_metrics(path)] == ["epoch"]
+    assert [r["kind"] for r in read_metrics(path)] == ["epoch", "change"]
+
+
+def test_a_change_made_while_paused_at_an_epochs_end_survives_a_resume(tmp_path, digits, model_config):
+    out, control, stop = tmp_path / "run", TrainControl(), threading.Event()
+
+    def first(event):
+        if event.kind == "epoch" and event.state.epoch == 1:
+            control.pause()  # epoch 1 has just ended (its checkpoint written): it pauses before step 7
+        elif event.kind == "pause":
+            control.change(lr=0.007)  # after the epoch's checkpoint and resume state were written
+        elif event.kind == "change":
+            stop.set()
+
+    train_run(out, digits, model_config, CONFIG, callbacks=[first], control=control, stop_event=stop, kinds=EVENTS)
+    assert TrainConfig.from_dict(load_resume_state(out / "resume.safetensors").train_config).changes == ()
+
+    rates, heard = set(), []
+
+    def second(event):
+        heard.append(event.kind)
+        if event.kind == "step":
+            rates.add(event.state.optimizer.param_groups[0]["lr"])
+
+    train_run(out, digits, model_config, CONFIG, resume=True, callbacks=[second], kinds=EVENTS)
+    assert rates == {0.007} and "change" not in heard  # in force from the first step, made once
+    assert [(r["step"], r["lr"]) for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "change"] == [
+        (STEPS_PER_EPOCH, 0.007)]
+    changes = TrainConfig.from_dict(load_checkpoint(out / "model.safetensors").train_config).changes
+    assert changes == (Change(STEPS_PER_EPOCH, lr=0.007, beta=1.0),)
+
+
+def test_a_pause_nobody_touches_ends_when_its_lease_runs_out(digits, model_config):
+    control = TrainControl(paused=True, lease_s=0.5)
+    run = Watched(Trainer(build_model(model_config, 4), digits, CONFIG, control=control))
+    result = run.finish()
+    assert result.status == "finished" and run.pauses() == [0]
+
+
+def test_a_pause_that_cancels_a_step_not_yet_taken_is_said_again():
+    control, stop, said = TrainControl(paused=True), threading.Event(), []
+
+    def on_pause():
+        said.append(time.monotonic())
+        if len(said) == 1:
+            with control._lock:  # a step and a pause that reach the run together: the step is never taken
+                control._steps, control._presses = 0, control._presses + 2
+                control._lock.notify_all()
+        else:
+            stop.set()
+
+    control.wait_turn(0, stop, on_pause=on_pause, on_change=lambda: None)
+    assert len(said) == 2  # whoever follows the run hears again that it waits
 
 
 def test_a_paused_run_writes_its_map_so_each_single_step_shows(tmp_path, digits, model_config):
