@@ -345,3 +345,11 @@ def test_a_control_line_is_read_as_numbers_and_a_bad_one_changes_nothing(capsys)
     assert stop.is_set()
     with pytest.raises(ValueError, match="not 'exec'"):
         control_line("exec")
+
+
+def test_the_time_left_leaves_out_the_time_a_job_was_paused():
+    from vae.jobs import Job
+
+    job = Job(id=1, spec=spec("eta"), owner="a", out=None, state="running", progress=0.5,
+              started=time.time() - 100, paused_seconds=60)
+    assert 39 < job.eta_seconds < 41  # 40 s of training for half the run: 40 s more, not 100
