@@ -108,6 +108,13 @@ def digits():
     return load_dataset("digits")
 
 
+@pytest.fixture(scope="session")
+def digits_z2():
+    """A small model for `digits`: a 2-D latent, one hidden layer of 32 (runs of a few seconds)."""
+    from vae.config import ModelConfig
+    return ModelConfig(image_shape=(8, 8), latent_dim=2, hidden=(32,))
+
+
 # -- data that a user's machine may lack --------------------------------------------------------------
 @pytest.fixture(scope="session")
 def mnist_dir(repo, require) -> Path:

@@ -28,13 +28,13 @@ from pathlib import Path
 
 from .config import DEVICES, ConfigError
 from .control import Change, ControlError
-from .job_process import child_env, control_line, death_sentence, job_line
+from .job_process import COMMANDS, child_env, control_line, death_sentence, job_line
 from .job_queue import Held, SharedJob, SharedQueue
 from .job_spec import JobSpec
 from .runs import RunError, open_run_dir, validate_run_name
 
 ACTIVE = ("queued", "running")
-CONTROLS = ("pause", "resume", "step", "epoch", "change")  # what the owner may do to a running job
+CONTROLS = tuple(c for c in COMMANDS if c != "stop")  # what the owner may do to a running job (stop: `stop`)
 POLL_S = 0.2  # how often the supervising thread looks at the Stop button while the child is quiet
 QUEUE_POLL_S = 0.5  # how often a waiting job looks for a free slot (a few small file operations)
 JOIN_S = 30.0  # how long a stopped child may take to finish its step and release its run folder
@@ -125,11 +125,7 @@ class JobRegistry:
 
     def stop(self, job_id: int, owner: str) -> None:
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise RunError(f"there is no job {job_id}.")
-            if job.owner != owner:
-                raise PermissionError("only the session that started this run can stop it.")
+            job = self._owned(job_id, owner, "stop")
             if job.state == "queued":
                 self.queue.leave(self._entries.pop(job_id))
                 job.state, job.message, job.ended = "stopped", "removed from the queue before it started", time.time()
@@ -142,11 +138,7 @@ class JobRegistry:
         if command not in CONTROLS:
             raise ValueError(f"a job takes {', '.join(CONTROLS)}, not {command!r}.")
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise RunError(f"there is no job {job_id}.")
-            if job.owner != owner:
-                raise PermissionError("only the session that started this run can pause, step or change it.")
+            job = self._owned(job_id, owner, "pause, step or change")
             if job.state != "running":
                 raise RunError(f"the run is {job.state}, not training: there is nothing to pause or step.")
             if command == "change":
@@ -186,6 +178,15 @@ class JobRegistry:
         return self.get(job_id)
 
     # -- internals (called with the lock held) ----------------------------------------------
+    def _owned(self, job_id: int, owner: str, doing: str) -> Job:
+        """The job, if `owner` started it: only that session may `doing` it."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise RunError(f"there is no job {job_id}.")
+        if job.owner != owner:
+            raise PermissionError(f"only the session that started this run can {doing} it.")
+        return job
+
     def _shared_info(self, job: Job) -> dict:
         return {"run": job.spec.run_name, "epochs": job.spec.train.epochs, "server": self.server, "job": job.id,
                 "pid": os.getpid(), "submitted": time.time()}

@@ -50,3 +50,18 @@ def open_page(new_app):
         assert not at.exception, [e.value for e in at.exception]
         return at
     return open_
+
+
+@pytest.fixture(scope="session")
+def open_link(new_app):
+    """open_link(name, **params): open a page from a link carrying ?params, as a student handed the URL would."""
+    def open_(name: str, **params) -> AppTest:
+        at = new_app()
+        for key, value in params.items():
+            at.query_params[key] = value
+        at.run()
+        at.switch_page(page(name).path)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+    return open_

@@ -14,26 +14,10 @@ from streamlit.testing.v1 import AppTest
 from streamlit.typing import PlotlyState
 
 from tests.app.support import figures, images, titles
-from ui.pages import page
 
 Z16 = "asset:mnist-5k-z16.safetensors"
 FIGURES = ("q(z|x) per dimension against the prior", "log p(x_i|z) per pixel: total", "KL per dimension (appendix B)",
            "The bound's estimators for this image")
-
-
-@pytest.fixture
-def open_link(new_app):
-    """open_link(name, **params): the page opened from a link carrying ?params."""
-    def open_(name: str, **params) -> AppTest:
-        at = new_app()
-        for key, value in params.items():
-            at.query_params[key] = value
-        at.run()
-        at.switch_page(page(name).path)
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-    return open_
 
 
 def stages(at: AppTest) -> dict[str, str]:

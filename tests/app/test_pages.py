@@ -4,7 +4,6 @@ import time
 
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from tests.app.support import figures, images
 from ui.pages import PAGES, page
@@ -161,21 +160,6 @@ def test_latent_space_diagnostics_name_units_and_show_kl_over_training(open_page
     titles = [f["layout"].get("title", {}).get("text", "") for f in figures(at)]
     assert "KL per dimension over training (test set)" in titles  # the bundled run kept it
     assert any(t.startswith("aggregate posterior") for t in titles)
-
-
-@pytest.fixture
-def open_link(new_app):
-    """open_link(name, **params): open a page from a link carrying ?params, as a student handed the URL would."""
-    def open_(name: str, **params) -> AppTest:
-        at = new_app()
-        for key, value in params.items():
-            at.query_params[key] = value
-        at.run()
-        at.switch_page(page(name).path)
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-    return open_
 
 
 def test_an_interpolation_link_restores_its_end_points_and_path_and_follows_changes(open_link):

@@ -155,6 +155,12 @@ def open_page(page, app: App, name: str):
     return main
 
 
+def form_field(main, label: str):
+    """A text or number field of a form, by its label (the Train page's fields are either)."""
+    return main.get_by_role("textbox", name=label, exact=True).or_(main.get_by_role("spinbutton", name=label,
+                                                                                    exact=True))
+
+
 def assert_no_errors(page, app: App) -> None:
     exceptions = page.locator('[data-testid="stException"]')
     assert exceptions.count() == 0, (f"exception box: {exceptions.all_inner_texts()}\n"

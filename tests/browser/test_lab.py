@@ -15,6 +15,7 @@ from tests.browser.support import (
     PROGRESS,
     VIEWPORT,
     assert_no_errors,
+    form_field,
     open_page,
     running_app,
     screenshot,
@@ -43,19 +44,14 @@ def paused_step(text: str) -> int:
     return int(re.search(r"Paused at step ([\d,]+)", text).group(1).replace(",", ""))
 
 
-def field(main, label):
-    return main.get_by_role("textbox", name=label, exact=True).or_(main.get_by_role("spinbutton", name=label,
-                                                                                    exact=True))
-
-
 def start_run(page, app, name: str, epochs: int, batch: int):
     main = open_page(page, app, "train")
     main.locator('[data-testid="stSelectbox"]').filter(has_text="Data set").click()
     page.get_by_role("option", name="digits", exact=True).click()
-    field(main, "Hidden widths").fill("32")
-    field(main, "Epochs").fill(str(epochs))
-    field(main, "Batch size").fill(str(batch))
-    field(main, "Run name").fill(name)
+    form_field(main, "Hidden widths").fill("32")
+    form_field(main, "Epochs").fill(str(epochs))
+    form_field(main, "Batch size").fill(str(batch))
+    form_field(main, "Run name").fill(name)
     main.get_by_role("button", name="Start training").click()
     return main
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.support import LIVE_PROBE, assert_no_errors, open_page, screenshot
+from tests.browser.support import LIVE_PROBE, assert_no_errors, form_field, open_page, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -16,15 +16,11 @@ def test_a_2d_run_started_from_the_form_shows_a_latent_map_that_changes_five_tim
     main.locator('[data-testid="stSelectbox"]').filter(has_text="Data set").click()
     page.get_by_role("option", name="mnist-5k", exact=True).click()
 
-    def field(label):
-        return (main.get_by_role("textbox", name=label, exact=True)
-                .or_(main.get_by_role("spinbutton", name=label, exact=True)))
-
-    field("Latent size").fill("2")
-    field("Hidden widths").fill("64")
-    field("Epochs").fill("4")
-    field("Batch size").fill("2")  # 2,000 steps an epoch: a snapshot every 100 of them, some 10-30 s in all
-    field("Run name").fill(RUN_NAME)
+    form_field(main, "Latent size").fill("2")
+    form_field(main, "Hidden widths").fill("64")
+    form_field(main, "Epochs").fill("4")
+    form_field(main, "Batch size").fill("2")  # 2,000 steps an epoch, a snapshot every 100: some 10-30 s
+    form_field(main, "Run name").fill(RUN_NAME)
     page.evaluate(LIVE_PROBE)
     main.get_by_role("button", name="Start training").click()
 

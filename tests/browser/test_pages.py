@@ -22,6 +22,7 @@ from tests.browser.support import (
     LATENCY_PROBE,
     VIEWPORT,
     assert_no_errors,
+    form_field,
     open_page,
     running_app,
     screenshot,
@@ -151,14 +152,10 @@ def test_training_from_the_form_reports_progress_and_adds_the_run(page, app):
     main.locator('[data-testid="stSelectbox"]').filter(has_text="Data set").click()
     page.get_by_role("option", name="digits", exact=True).click()
 
-    def field(label):
-        return (main.get_by_role("textbox", name=label, exact=True)
-                .or_(main.get_by_role("spinbutton", name=label, exact=True)))
-
-    field("Hidden widths").fill("32")
-    field("Epochs").fill("5")
-    field("Batch size").fill("2")  # 900 steps an epoch: several seconds, time to watch the curves grow
-    field("Run name").fill(RUN_NAME)
+    form_field(main, "Hidden widths").fill("32")
+    form_field(main, "Epochs").fill("5")
+    form_field(main, "Batch size").fill("2")  # 900 steps an epoch: seconds to watch the curves grow
+    form_field(main, "Run name").fill(RUN_NAME)
     page.evaluate(TRAIN_PROBE)
     main.get_by_role("button", name="Start training").click()
 

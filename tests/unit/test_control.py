@@ -5,9 +5,8 @@ import time
 import pytest
 
 from vae.checkpoint import load_checkpoint, load_resume_state
-from vae.config import ConfigError, ModelConfig, TrainConfig
+from vae.config import ConfigError, TrainConfig
 from vae.control import Change, ControlError, TrainControl, in_force
-from vae.data import load_dataset
 from vae.model import build_model
 from vae.runs import read_metrics, truncate_metrics
 from vae.train import CONTROL_EVENTS, EVENTS, Trainer, train_run
@@ -15,16 +14,6 @@ from vae.train import CONTROL_EVENTS, EVENTS, Trainer, train_run
 CONFIG = TrainConfig(epochs=3, batch_size=256, log_every=2, seed=4)  # digits: 6 steps an epoch
 STEPS_PER_EPOCH = 6
 WAIT_S = 60  # liveness only: a controlled run that does not answer within this is hung
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
-def model_config(digits):
-    return ModelConfig(image_shape=digits.image_shape, latent_dim=2, hidden=(32,))
 
 
 class Watched:
@@ -83,9 +72,9 @@ def test_a_change_is_checked_and_kept_in_the_config():
         TrainControl().change(lr=-1.0)
 
 
-def test_pause_one_step_a_change_while_paused_one_epoch_and_resume(digits, model_config):
+def test_pause_one_step_a_change_while_paused_one_epoch_and_resume(digits, digits_z2):
     control = TrainControl(paused=True)
-    run = Watched(Trainer(build_model(model_config, 4), digits, CONFIG, control=control))
+    run = Watched(Trainer(build_model(digits_z2, 4), digits, CONFIG, control=control))
     run.until("pause", 1)
     assert run.pauses() == [0] and run.trainer.step == 0  # paused before the first step
 
@@ -116,18 +105,18 @@ def test_pause_one_step_a_change_while_paused_one_epoch_and_resume(digits, model
     assert step_betas[0] == 1.0 and set(step_betas[1:]) == {0.5}
 
 
-def test_stop_ends_a_paused_run(digits, model_config):
+def test_stop_ends_a_paused_run(digits, digits_z2):
     control, stop = TrainControl(paused=True), threading.Event()
-    run = Watched(Trainer(build_model(model_config, 4), digits, CONFIG, control=control, stop_event=stop))
+    run = Watched(Trainer(build_model(digits_z2, 4), digits, CONFIG, control=control, stop_event=stop))
     run.until("pause", 1)
     stop.set()
     result = run.finish()
     assert result.status == "stopped" and result.step == 0
 
 
-def test_a_run_trained_again_from_its_config_repeats_its_changes(digits, model_config):
+def test_a_run_trained_again_from_its_config_repeats_its_changes(digits, digits_z2):
     control = TrainControl()
-    trainer = Trainer(build_model(model_config, 4), digits, CONFIG, control=control)
+    trainer = Trainer(build_model(digits_z2, 4), digits, CONFIG, control=control)
 
     def change_after_four_steps(event):
         if event.state.step == 4 and not trainer.config.changes:  # logged at step 4: made before step 5
@@ -137,7 +126,7 @@ def test_a_run_trained_again_from_its_config_repeats_its_changes(digits, model_c
     first = trainer.fit()
     assert trainer.config.changes == (Change(4, lr=0.02),)
 
-    again = Trainer(build_model(model_config, 4), digits, trainer.config)  # nobody presses anything
+    again = Trainer(build_model(digits_z2, 4), digits, trainer.config)  # nobody presses anything
     second = again.fit()
     strip = ("seconds", "threads")
     assert ([{k: v for k, v in r.items() if k not in strip} for r in first.history]
@@ -145,7 +134,7 @@ def test_a_run_trained_again_from_its_config_repeats_its_changes(digits, model_c
     assert [r for r in second.history if r["kind"] == "change"][0]["step"] == 4
 
 
-def test_a_resumed_run_goes_on_with_the_changes_in_force(tmp_path, digits, model_config):
+def test_a_resumed_run_goes_on_with_the_changes_in_force(tmp_path, digits, digits_z2):
     out = tmp_path / "run"
     control, stop = TrainControl(), threading.Event()
 
@@ -155,7 +144,7 @@ def test_a_resumed_run_goes_on_with_the_changes_in_force(tmp_path, digits, model
         if event.kind == "epoch" and event.state.epoch == 1:
             stop.set()  # stopped in epoch 2: the resume state is epoch 1's
 
-    train_run(out, digits, model_config, CONFIG, callbacks=[on_event], control=control, stop_event=stop,
+    train_run(out, digits, digits_z2, CONFIG, callbacks=[on_event], control=control, stop_event=stop,
               kinds=EVENTS[1:])
     saved = TrainConfig.from_dict(load_resume_state(out / "resume.safetensors").train_config)
     assert saved.changes == (Change(2, lr=0.005, beta=0.25),) and saved.lr == CONFIG.lr  # lr: the start's
@@ -164,7 +153,7 @@ def test_a_resumed_run_goes_on_with_the_changes_in_force(tmp_path, digits, model
 
     heard = []
     # As the command line's --resume does: the config given has no changes; the run's own are kept.
-    result = train_run(out, digits, model_config, CONFIG, resume=True, callbacks=[heard.append], kinds=EVENTS)
+    result = train_run(out, digits, digits_z2, CONFIG, resume=True, callbacks=[heard.append], kinds=EVENTS)
     assert result.status == "finished"
     assert not [e for e in heard if e.kind in CONTROL_EVENTS]  # the change was made before the resume point
     steps = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "step" and r["step"] > STEPS_PER_EPOCH]
@@ -183,7 +172,7 @@ def test_resuming_keeps_a_change_made_as_an_epoch_ended_and_drops_the_pause(tmp_
     assert [r["kind"] for r in read_metrics(path)] == ["epoch", "change"]
 
 
-def test_a_change_made_while_paused_at_an_epochs_end_survives_a_resume(tmp_path, digits, model_config):
+def test_a_change_made_while_paused_at_an_epochs_end_survives_a_resume(tmp_path, digits, digits_z2):
     out, control, stop = tmp_path / "run", TrainControl(), threading.Event()
 
     def first(event):
@@ -194,7 +183,7 @@ def test_a_change_made_while_paused_at_an_epochs_end_survives_a_resume(tmp_path,
         elif event.kind == "change":
             stop.set()
 
-    train_run(out, digits, model_config, CONFIG, callbacks=[first], control=control, stop_event=stop, kinds=EVENTS)
+    train_run(out, digits, digits_z2, CONFIG, callbacks=[first], control=control, stop_event=stop, kinds=EVENTS)
     assert TrainConfig.from_dict(load_resume_state(out / "resume.safetensors").train_config).changes == ()
 
     rates, heard = set(), []
@@ -204,7 +193,7 @@ def test_a_change_made_while_paused_at_an_epochs_end_survives_a_resume(tmp_path,
         if event.kind == "step":
             rates.add(event.state.optimizer.param_groups[0]["lr"])
 
-    train_run(out, digits, model_config, CONFIG, resume=True, callbacks=[second], kinds=EVENTS)
+    train_run(out, digits, digits_z2, CONFIG, resume=True, callbacks=[second], kinds=EVENTS)
     assert rates == {0.007} and "change" not in heard  # in force from the first step, made once
     assert [(r["step"], r["lr"]) for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "change"] == [
         (STEPS_PER_EPOCH, 0.007)]
@@ -212,9 +201,9 @@ def test_a_change_made_while_paused_at_an_epochs_end_survives_a_resume(tmp_path,
     assert changes == (Change(STEPS_PER_EPOCH, lr=0.007, beta=1.0),)
 
 
-def test_a_pause_nobody_touches_ends_when_its_lease_runs_out(digits, model_config):
+def test_a_pause_nobody_touches_ends_when_its_lease_runs_out(digits, digits_z2):
     control = TrainControl(paused=True, lease_s=0.5)
-    run = Watched(Trainer(build_model(model_config, 4), digits, CONFIG, control=control))
+    run = Watched(Trainer(build_model(digits_z2, 4), digits, CONFIG, control=control))
     result = run.finish()
     assert result.status == "finished" and run.pauses() == [0]
 
@@ -235,7 +224,7 @@ def test_a_pause_that_cancels_a_step_not_yet_taken_is_said_again():
     assert len(said) == 2  # whoever follows the run hears again that it waits
 
 
-def test_a_paused_run_writes_its_map_so_each_single_step_shows(tmp_path, digits, model_config):
+def test_a_paused_run_writes_its_map_so_each_single_step_shows(tmp_path, digits, digits_z2):
     from vae.snapshots import load_snapshots, snapshot_dir
 
     out, control = tmp_path / "run", TrainControl(paused=True)
@@ -250,7 +239,7 @@ def test_a_paused_run_writes_its_map_so_each_single_step_shows(tmp_path, digits,
                 control.resume()
 
     config = TrainConfig(epochs=1, batch_size=256, log_every=100, seed=4, snapshot_every=0)
-    train_run(out, digits, model_config, config, callbacks=[on_event], control=control, kinds=EVENTS[1:])
+    train_run(out, digits, digits_z2, config, callbacks=[on_event], control=control, kinds=EVENTS[1:])
     assert pauses == [0, 1, 2]
     steps = [s.step for s in load_snapshots(snapshot_dir(out / "model.safetensors"))]
     assert steps == [0, 1, 2, STEPS_PER_EPOCH]  # the untrained model, each paused step, the epoch's end

@@ -6,8 +6,7 @@ import os
 import pytest
 
 from vae.checkpoint import load_checkpoint, load_resume_state
-from vae.config import ModelConfig, TrainConfig
-from vae.data import load_dataset
+from vae.config import TrainConfig
 from vae.model import build_model
 from vae.run_writer import RunWriter
 from vae.runs import open_run_dir, read_metrics
@@ -15,16 +14,6 @@ from vae.snapshots import load_snapshots, snapshot_dir
 from vae.train import EVENTS, Trainer, train_run
 
 CONFIG = TrainConfig(epochs=2, batch_size=256, log_every=2, seed=4)  # digits: 6 steps an epoch, 3 logged
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
-def model_config(digits):
-    return ModelConfig(image_shape=digits.image_shape, latent_dim=2, hidden=(32,))
 
 
 def written_paths(monkeypatch) -> list[str]:
@@ -47,10 +36,10 @@ def written_paths(monkeypatch) -> list[str]:
     return opened
 
 
-def test_a_trainer_without_a_run_writer_writes_no_file(tmp_path, monkeypatch, digits, model_config):
+def test_a_trainer_without_a_run_writer_writes_no_file(tmp_path, monkeypatch, digits, digits_z2):
     monkeypatch.chdir(tmp_path)
     events = []
-    trainer = Trainer(build_model(model_config), digits, CONFIG, callbacks=[events.append])
+    trainer = Trainer(build_model(digits_z2), digits, CONFIG, callbacks=[events.append])
     opened = written_paths(monkeypatch)
     result = trainer.fit()
     assert result.status == "finished" and result.epochs == 2 and result.checkpoint is None
@@ -59,9 +48,9 @@ def test_a_trainer_without_a_run_writer_writes_no_file(tmp_path, monkeypatch, di
 
 
 def test_with_a_run_writer_the_folder_holds_metrics_checkpoint_resume_state_and_snapshots(tmp_path, digits,
-                                                                                         model_config):
+                                                                                         digits_z2):
     run = open_run_dir(tmp_path / "run", resume=False)
-    trainer = Trainer(build_model(model_config), digits, CONFIG)
+    trainer = Trainer(build_model(digits_z2), digits, CONFIG)
     RunWriter(run, digits, CONFIG).attach(trainer)
     result = trainer.fit()
     records = read_metrics(run.metrics)
@@ -79,7 +68,7 @@ def test_with_a_run_writer_the_folder_holds_metrics_checkpoint_resume_state_and_
 
 
 def test_events_arrive_in_order_and_each_epochs_checkpoint_is_on_disk_before_later_callbacks_hear_it(
-        tmp_path, digits, model_config):
+        tmp_path, digits, digits_z2):
     progress = []
 
     def on_progress(event):
@@ -87,7 +76,7 @@ def test_events_arrive_in_order_and_each_epochs_checkpoint_is_on_disk_before_lat
         if event.kind == "epoch":  # train_run's callbacks hear an epoch after the writer has saved it
             assert load_checkpoint(tmp_path / "run").summary["epochs"] == event.state.epoch
 
-    result = train_run(tmp_path / "run", digits, model_config, CONFIG, callbacks=[on_progress])
+    result = train_run(tmp_path / "run", digits, digits_z2, CONFIG, callbacks=[on_progress])
     assert result.status == "finished"  # and they hear the progress events only
     assert [e.kind for e in progress] == ["step"] * 3 + ["epoch"] + ["step"] * 3 + ["epoch", "end"]
 
@@ -105,7 +94,7 @@ def test_events_arrive_in_order_and_each_epochs_checkpoint_is_on_disk_before_lat
             assert read_metrics(run.metrics)[-2:] == event.records
             assert (snapshot_dir(run.checkpoint) / f"step-{event.state.step:09d}.safetensors").exists()
 
-    trainer = Trainer(build_model(model_config, CONFIG.seed), digits, CONFIG)
+    trainer = Trainer(build_model(digits_z2, CONFIG.seed), digits, CONFIG)
     RunWriter(run, digits, CONFIG).attach(trainer)
     trainer.add_callback(listener, EVENTS)
     trainer.fit()
@@ -114,9 +103,9 @@ def test_events_arrive_in_order_and_each_epochs_checkpoint_is_on_disk_before_lat
         trainer.add_callback(listener, ("resumed",))
 
 
-def test_resume_truncates_the_metrics_and_snapshots_written_after_the_resume_state(tmp_path, digits, model_config):
+def test_resume_truncates_the_metrics_and_snapshots_written_after_the_resume_state(tmp_path, digits, digits_z2):
     out = tmp_path / "run"
-    train_run(out, digits, model_config, TrainConfig(epochs=1, batch_size=256, log_every=2, seed=4))
+    train_run(out, digits, digits_z2, TrainConfig(epochs=1, batch_size=256, log_every=2, seed=4))
     kept = read_metrics(out / "metrics.jsonl")
     state = load_resume_state(out / "resume.safetensors")
     # A run killed during its second epoch: records past the resume state's step, and a later snapshot.
@@ -134,7 +123,7 @@ def test_resume_truncates_the_metrics_and_snapshots_written_after_the_resume_sta
                                                                    .read_bytes())
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"step": 999, "split": "train", "kind": "step", "elbo": -1.0}) + "\n")
-    result = train_run(out, digits, model_config, CONFIG, resume=True)
+    result = train_run(out, digits, digits_z2, CONFIG, resume=True)
     records = read_metrics(out / "metrics.jsonl")
     assert records[:len(kept)] == kept and all(r["step"] != 999 for r in records)
     assert [r["step"] for r in records] == sorted(r["step"] for r in records) and records == result.history
@@ -144,10 +133,10 @@ def test_resume_truncates_the_metrics_and_snapshots_written_after_the_resume_sta
 
 
 def test_the_writer_snapshots_any_events_step_on_request_and_between_epoch_ends_on_its_own(tmp_path, digits,
-                                                                                           model_config):
+                                                                                           digits_z2):
     config = TrainConfig(epochs=1, batch_size=64, log_every=5, snapshot_every=10, seed=4)  # 23 steps an epoch
     run = open_run_dir(tmp_path / "run", resume=False)
-    trainer = Trainer(build_model(model_config, config.seed), digits, config)
+    trainer = Trainer(build_model(digits_z2, config.seed), digits, config)
     writer = RunWriter(run, digits, config)
     writer.attach(trainer)
     asked = []
