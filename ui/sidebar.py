@@ -78,7 +78,11 @@ def render() -> None:
     # The choice lives in a plain session key ("model_key") that every page reads; the widget mirrors it.
     if st.session_state.get("model_select") != key:
         st.session_state.model_select = key  # e.g. after an upload or a rename chose another model
-    st.sidebar.selectbox("Model", list(items), format_func=items.get, key="model_select", on_change=_choose)
+    # The widget's own default is this session's model too: a browser that mounts the box from its default
+    # and misses the value set above (seen once in four load tests, a new session opened while a run ended)
+    # would show the first model, and send it back as a choice on the next page.
+    st.sidebar.selectbox("Model", list(items), index=list(items).index(key), format_func=items.get,
+                         key="model_select", on_change=_choose)
     try:
         ck = state.open_checkpoint(key)
     except CheckpointError as err:

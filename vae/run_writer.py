@@ -83,6 +83,11 @@ class RunWriter:
         self.snapshot(event, event.records[1]["elbo"])
 
     def on_end(self, event: TrainEvent) -> None:
+        """A run stopped between epoch ends gets its map at the step it stopped on, so that Replay ends where
+        the class last saw it (a resume from the last epoch's checkpoint drops it again: `resume`). A
+        diverged run does not: its weights are not finite."""
+        if event.result.status == "stopped" and self.probe is not None and event.state.step != self.last_snapshot:
+            self.snapshot(event)
         if self.run.checkpoint.exists():
             event.result.checkpoint = self.run.checkpoint
 

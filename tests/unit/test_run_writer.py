@@ -152,3 +152,21 @@ def test_the_writer_snapshots_any_events_step_on_request_and_between_epoch_ends_
     assert [s.step for s in snaps] == [0, 5, 15, 23]  # 10 steps after the last one (5), then the epoch's end
     assert [round(s.epoch, 4) for s in snaps] == [0, round(5 / 23, 4), round(15 / 23, 4), 1]
     assert snaps[-1].test_elbo == read_metrics(run.metrics)[-1]["elbo"] and snaps[2].test_elbo is None
+
+
+def test_a_run_stopped_between_epoch_ends_leaves_the_map_of_the_step_it_stopped_on(tmp_path, digits, digits_z2):
+    config = TrainConfig(epochs=2, batch_size=64, log_every=5, snapshot_every=0, seed=4)  # 23 steps an epoch
+    run = open_run_dir(tmp_path / "run", resume=False)
+    trainer = Trainer(build_model(digits_z2, config.seed), digits, config)
+    RunWriter(run, digits, config).attach(trainer)
+
+    def stop_at_step_30(event):
+        if event.state.step == 30:
+            trainer.stop_event.set()
+
+    trainer.add_callback(stop_at_step_30, ("step",))
+    result = trainer.fit()
+    assert result.status == "stopped" and result.step == 30
+    snaps = load_snapshots(snapshot_dir(run.checkpoint))
+    assert [s.step for s in snaps] == [0, 23, 30]  # the untrained model, the epoch's end, the stop
+    assert round(snaps[-1].epoch, 4) == round(1 + 7 / 23, 4) and snaps[-1].test_elbo is None
