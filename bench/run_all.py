@@ -20,6 +20,7 @@ SCRIPTS = [
     ("job_process.py", "Training beside page work"),
     ("first_contact.py", "First contact: cold start, visitors, replicas, and the busy-machine thread choice"),
     ("snapshots.py", "Snapshots and the Train page's live map"),
+    ("anatomy.py", "ELBO anatomy"),
 ]
 
 
@@ -56,14 +57,15 @@ def main() -> None:
         "median of runs interleaved with its reference in the same run on the same machine; these",
         "machines are shared and noisy, so read ratios, not absolute times. Targets come from issues 5 and 10.\n",
     ]
-    for script, _title in SCRIPTS:
+    for script, title in SCRIPTS:
         print(f"running bench/{script} ...", file=sys.stderr, flush=True)
         out = subprocess.run([sys.executable, str(REPO / "bench" / script)], cwd=REPO, capture_output=True,
                              text=True)
         if out.returncode != 0:
             parts.append(f"## bench/{script} failed\n\n```\n{out.stderr[-3000:]}\n```\n")
             continue
-        parts.append(out.stdout.strip() + "\n")
+        text = out.stdout.strip()
+        parts.append((text if text.startswith("#") else f"## {title}\n\n{text}") + "\n")
     parts.append(TARGETS)
     (REPO / "BENCHMARKS.md").write_text("\n".join(parts))
     print((REPO / "BENCHMARKS.md").read_text())
