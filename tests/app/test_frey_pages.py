@@ -14,6 +14,7 @@ from ui.figures.maps import FRAME_TITLE
 from vae.checkpoint import load_checkpoint
 from vae.latent import manifold_grid, traversals
 from vae.pictures import tile
+from vae.snapshots import load_snapshots
 
 FREY = "run:frey-z2"
 OTHER = "run:frey-z2-seed1"
@@ -101,6 +102,19 @@ def test_replay_colours_its_map_by_frame_and_keeps_the_pictures_28_by_20(open_pa
     samples, reconstructions = (t for t in fig["data"] if t["type"] == "image")
     assert png_size(samples["source"]) == (4 * 29 - 1, 4 * 21 - 1)  # a 4 x 4 grid of 28 x 20 images
     assert png_size(reconstructions["source"]) == (2 * 29 - 1, 8 * 21 - 1)
+
+
+def test_the_train_pages_live_map_of_a_frey_run_is_coloured_by_each_points_frame(open_page, frey_runs, runs_dir):
+    at = open_page("train", tr_watch=FREY.partition(":")[2])
+    assert not at.error, [e.value for e in at.error]
+    newest = load_snapshots(runs_dir / FREY.partition(":")[2] / "snapshots")[-1]
+    assert next(c.value for c in at.caption if c.value.startswith("Latent map at")).startswith(
+        f"Latent map at step {newest.step:,} (epoch 2)")
+    (live,) = [f for f in figures(at) if frame_coloured(f)]  # the curves have no colour bar: the live map
+    (trace,) = frame_coloured(live)
+    np.testing.assert_array_equal(values(trace["marker"]["color"]), frey_runs.frame_test[newest.index])
+    samples, _ = (t for t in live["data"] if t["type"] == "image")
+    assert png_size(samples["source"]) == (4 * 29 - 1, 4 * 21 - 1)  # faces, 28 high and 20 wide
 
 
 def test_compare_aligns_two_frey_maps_coloured_by_frame_and_shows_no_bits_per_dim(open_page, frey_runs):
