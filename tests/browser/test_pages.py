@@ -203,7 +203,10 @@ def test_lasso_on_the_webgl_map_shows_originals_and_reconstructions(page, app):
     main = open_page(page, app, "latent_space")
     wait_for_plots(page, 1)
     chart = main.locator("div.stPlotlyChart").first
-    assert chart.locator(".gl-container canvas").count() >= 1, "the map should be drawn with WebGL"
+    try:  # Plotly makes the WebGL canvas after the chart's SVG (what wait_for_plots sees): CI once looked between
+        chart.locator(".gl-container canvas").first.wait_for(state="attached", timeout=30_000)
+    except Exception:
+        raise AssertionError("the map should be drawn with WebGL: no canvas in its .gl-container") from None
     assert chart.locator(".js-plotly-plot").evaluate("gd => gd._fullData[0].type") == "scattergl"
     assert main.locator('[data-testid="stImage"]').count() == 0
 
