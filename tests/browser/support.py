@@ -234,6 +234,30 @@ LATENCY_PROBE = """plot => {
 }"""
 
 
+def scroll_to(page, chart) -> None:
+    """A chart scrolled into view on the settled page. A rerun that is still drawing can replace the chart's
+    element under the test ("not attached to the DOM", seen once): the settled page's chart is looked up again."""
+    for attempt in range(3):
+        page.wait_for_function(SETTLED, timeout=60_000)
+        try:
+            chart.scroll_into_view_if_needed(timeout=10_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+    page.wait_for_timeout(500)
+
+
+def click_point(page, chart, point) -> None:
+    """Click a map's point (data coordinates) as a user does: the chart in view, the pointer moved there first
+    (Plotly picks on hover), then the click."""
+    scroll_to(page, chart)
+    x, y = chart.locator(".js-plotly-plot").evaluate(TO_PAGE, [float(point[0]), float(point[1])])
+    page.mouse.move(x, y)
+    page.wait_for_timeout(300)
+    page.mouse.click(x, y)
+
+
 # -- the 2-D map --------------------------------------------------------------------------------
 def loneliest(z2, mnist5k) -> tuple[int, np.ndarray]:
     """The test image whose posterior mean is farthest from any other's: a click there can only pick it."""

@@ -10,8 +10,8 @@ import pytest
 
 from tests.browser.support import (
     SETTLED,
-    TO_PAGE,
     assert_no_errors,
+    click_point,
     loneliest,
     open_page,
     screenshot,
@@ -103,13 +103,8 @@ def test_the_anatomy_page_draws_every_stage_for_an_image_chosen_each_way_and_new
     choose_way(page, "On the map")
     chart = main.locator("div.stPlotlyChart").filter(has=page.locator("text.gtitle", has_text="Click a test image"))
     chart.wait_for()
-    chart.scroll_into_view_if_needed()
-    page.wait_for_timeout(500)
     target, mu = loneliest(z2, mnist5k)
-    x, y = chart.locator(".js-plotly-plot").evaluate(TO_PAGE, [float(mu[0]), float(mu[1])])
-    page.mouse.move(x, y)
-    page.wait_for_timeout(300)
-    page.mouse.click(x, y)
+    click_point(page, chart, mu)
     wait_for_image_named(page, f"test image {target} ")
     shown_mu = [float(v) for v in stages(page)["μ"].strip("()").split(", ")]
     assert np.allclose(shown_mu, mu, atol=2e-3)  # the 2-D map's point is the posterior mean itself

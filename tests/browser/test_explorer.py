@@ -13,11 +13,12 @@ from playwright.sync_api import expect
 from tests.browser.support import (
     DRAWN,
     SETTLED,
-    TO_PAGE,
     assert_no_errors,
+    click_point,
     loneliest,
     open_page,
     screenshot,
+    scroll_to,
     section_screenshot,
     url_of,
     wait_for_images,
@@ -33,8 +34,7 @@ def chart_titled(main, title: str):
 
 def lasso(page, chart, fraction: float = 0.2) -> None:
     """Draw a loop round the middle of a map (its drag mode is lasso)."""
-    chart.scroll_into_view_if_needed()
-    page.wait_for_timeout(300)
+    scroll_to(page, chart)
     drag = chart.locator(".nsewdrag").first.bounding_box()
     cx, cy = drag["x"] + drag["width"] / 2, drag["y"] + drag["height"] / 2
     r = min(drag["width"], drag["height"]) * fraction
@@ -146,14 +146,8 @@ def test_a_click_on_the_map_sets_the_interpolations_start(page, app, z2, mnist5k
     main.get_by_role("radiogroup").first.get_by_text("on the map", exact=True).click()
     chart = main.locator("div.stPlotlyChart").filter(has=page.locator("text.gtitle", has_text="the path on the map"))
     chart.wait_for()
-    chart.scroll_into_view_if_needed()
-    page.wait_for_function(SETTLED, timeout=60_000)
-    page.wait_for_timeout(500)
     target, mu = loneliest(z2, mnist5k)  # the point farthest from any other: a click there can only mean it
-    x, y = chart.locator(".js-plotly-plot").evaluate(TO_PAGE, [float(mu[0]), float(mu[1])])
-    page.mouse.move(x, y)
-    page.wait_for_timeout(300)
-    page.mouse.click(x, y)
+    click_point(page, chart, mu)
     page.wait_for_function(f"() => new URLSearchParams(location.search).get('start') === '{target}'", timeout=30_000)
     assert_no_errors(page, app)
 
