@@ -176,6 +176,17 @@ def wait_for_plots(page, at_least: int = 1) -> None:
                  .filter(s => s.getBoundingClientRect().width > 0).length >= n""", arg=at_least, timeout=60_000)
 
 
+def one_drawn(main, text: str, *, exact: bool = True, timeout: float = 30_000) -> None:
+    """Exactly one element of the main area reads `text` (or, not `exact`, holds it), waiting for it first: a busy
+    machine draws a page's later elements seconds after its figures (CI once looked too early)."""
+    found = main.get_by_text(text, exact=exact)
+    try:
+        found.first.wait_for(timeout=timeout)
+    except Exception:
+        raise AssertionError(f"nothing reads {text!r}; the page reads: {main.inner_text()[:1500]}") from None
+    assert found.count() == 1, f"{found.count()} elements read {text!r}"
+
+
 def wait_for_images(page, at_least: int = 1) -> None:
     """`at_least` images in the main area, every one decoded (naturalWidth > 0)."""
     page.wait_for_function(
